@@ -1,0 +1,93 @@
+"""User-facing errors: one exception type per kind of user mistake.
+
+Every message names the file, the column or the offending point ids, fits on one line, and is
+printed by the CLI as ``error: <message>`` with a non-zero exit code (never a traceback).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+
+class PsirelError(Exception):
+    """Base class of every error a user can cause. ``exit_code`` is what the CLI returns."""
+
+    exit_code = 2
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))  # always one line
+
+
+class InputFileNotFound(PsirelError):
+    def __init__(self, path: Path | str, what: str = "file"):
+        super().__init__(f"{path}: {what} not found")
+
+
+class UnreadableFile(PsirelError):
+    def __init__(self, path: Path | str, reason: str):
+        super().__init__(f"{path}: cannot be read ({reason})")
+
+
+class UnsupportedFormat(PsirelError):
+    def __init__(self, path: Path | str, supported: Sequence[str]):
+        super().__init__(
+            f"{path}: unsupported format '{Path(path).suffix}' (supported: {', '.join(supported)})"
+        )
+
+
+class MissingCRS(PsirelError):
+    def __init__(self, path: Path | str, hint: str = ""):
+        msg = f"{path}: no coordinate reference system"
+        super().__init__(msg + (f"; {hint}" if hint else ""))
+
+
+class MissingColumn(PsirelError):
+    def __init__(self, path: Path | str, role: str, aliases: Sequence[str], found: Sequence[str]):
+        shown = ", ".join(list(found)[:12]) + (" …" if len(found) > 12 else "")
+        super().__init__(
+            f"{path}: no {role} column (looked for {', '.join(aliases)}; found {shown})"
+        )
+
+
+class InvalidValues(PsirelError):
+    """NaN, infinite or implausible values in a column."""
+
+    def __init__(self, path: Path | str, column: str, count: int, what: str, ids: Sequence = ()):
+        first = f" (first ids: {', '.join(map(str, list(ids)[:5]))})" if len(ids) else ""
+        super().__init__(f"{path}: column '{column}' has {count} {what}{first}")
+
+
+class EmptyCloud(PsirelError):
+    def __init__(self, path: Path | str):
+        super().__init__(f"{path}: contains no points")
+
+
+class PointsOutsideRasters(PsirelError):
+    def __init__(self, path: Path | str, count: int, total: int, ids: Sequence, rasters: str):
+        first = ", ".join(map(str, list(ids)[:5]))
+        super().__init__(
+            f"{path}: {count} of {total} points lie outside {rasters} (first ids: {first})"
+        )
+
+
+class RasterMismatch(PsirelError):
+    def __init__(self, path: Path | str, reason: str):
+        super().__init__(f"{path}: {reason}")
+
+
+class ModelError(PsirelError):
+    """A model directory that is missing, corrupt, or does not match the data."""
+
+    def __init__(self, path: Path | str, reason: str):
+        super().__init__(f"{path}: {reason}")
+
+
+class WorkDirMismatch(PsirelError):
+    def __init__(self, path: Path | str, reason: str):
+        super().__init__(f"{path}: {reason} (use --restart to clear it)")
+
+
+class MissingExtra(PsirelError):
+    def __init__(self, feature: str, extra: str):
+        super().__init__(f"{feature} needs the '{extra}' extra: pip install 'psirel[{extra}]'")
