@@ -30,3 +30,29 @@ def write_points(path: Path | str, x: np.ndarray, y: np.ndarray, crs: CRS | str,
                           list(columns), layer=layer, driver="GPKG", geometry_type="Point",
                           crs=CRS.from_user_input(crs).to_wkt())
     return path
+
+
+class PointWriter:
+    """Stream points to one file chunk by chunk; the file appears only when the writer closes
+    without error (atomic). Use as a context manager: ``with PointWriter(p, crs) as w: w.write(...)``.
+    (Skeleton: GPKG only.)"""
+
+    def __init__(self, path: Path | str, crs: CRS | str, layer: str = "psi"):
+        self.path, self.layer = Path(path), layer
+        self.crs_wkt = CRS.from_user_input(crs).to_wkt()
+        self._ctx = atomic_path(self.path)
+        self._tmp: Path | None = None
+        self._started = False
+
+    def __enter__(self) -> PointWriter:
+        self._tmp = self._ctx.__enter__()
+        return self
+
+    def write(self, x: np.ndarray, y: np.ndarray, columns: Mapping[str, np.ndarray]) -> None:
+        pyogrio.raw.write(self._tmp, points_wkb(x, y), [np.asarray(v) for v in columns.values()],
+                          list(columns), layer=self.layer, driver="GPKG", geometry_type="Point",
+                          crs=self.crs_wkt, append=self._started)
+        self._started = True
+
+    def __exit__(self, *exc) -> None:
+        self._ctx.__exit__(*exc)
