@@ -1,36 +1,170 @@
-"""The ``psirel`` command line. Every user mistake ends in one line on stderr and exit code 2."""
+"""The ``psirel`` command line. Every user mistake ends in one line on stderr and exit code 2.
+
+Sub-commands import their modules lazily: ``psirel predict`` and ``psirel inspect`` must work in
+the torch-free inference install.
+"""
 
 from __future__ import annotations
 
 import sys
+import time
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from psirel.errors import PsirelError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Which points of a PSI point cloud can you trust?")
+
+PointsOpt = Annotated[Path, typer.Option("--points", help="Point cloud: .gpkg .shp .fgb .parquet "
+                                                         ".csv (incl. EGMS CSV)")]
+DemOpt = Annotated[Path, typer.Option("--dem", help="DEM GeoTIFF (m), projected CRS")]
+LulcOpt = Annotated[Path, typer.Option("--lulc", help="Land-cover GeoTIFF (class codes)")]
+AmpOpt = Annotated[Path, typer.Option("--amplitude", help="Mean SAR amplitude GeoTIFF")]
+CrsOpt = Annotated[str | None, typer.Option("--crs", help="CRS of the points when the file has "
+                                                          "none (e.g. EPSG:3035)")]
+LabelOpt = Annotated[str | None, typer.Option("--label", help="Label column (1 reliable, "
+                                                              "0 unreliable); default 'reliable'")]
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=False)
+
+
+@app.command()
+def synth(out_dir: Annotated[Path, typer.Argument(help="Folder for the scene's files")],
+          points: Annotated[int, typer.Option("--points", help="Number of PSI points")] = 20_000,
+          seed: Annotated[int, typer.Option("--seed")] = 0,
+          size_px: Annotated[int | None, typer.Option("--size-px", help="Raster side (px); "
+                                                      "default from the point count")] = None,
+          pixel_m: Annotated[float, typer.Option("--pixel-m", help="Pixel size (m)")] = 10.0,
+          fmt: Annotated[str, typer.Option("--format", help="gpkg | shp | parquet | csv")] = "gpkg",
+          ) -> None:
+    """Generate a realistic synthetic PSI scene: points with series and labels, DEM, LULC,
+    amplitude."""
+    from rich.progress import Progress
+
+    from psirel.scene.generate import generate_scene
+
+    if fmt not in ("gpkg", "shp", "parquet", "csv"):
+        raise PsirelError(f"--format {fmt}: choose gpkg, shp, parquet or csv")
+    t0 = time.perf_counter()
+    with Progress(transient=True) as bar:
+        task = bar.add_task("points", total=points)
+        scene = generate_scene(out_dir, n_points=points, seed=seed, size_px=size_px,
+                               pixel_m=pixel_m, fmt=fmt,
+                               progress=lambda done, total: bar.update(task, completed=done))
+    dt = time.perf_counter() - t0
+    rates = scene.get("label_rates", {})
+    unrel = rates.get("unreliable", rates.get("overall_unreliable"))
+    _console().print(f"scene written to [bold]{out_dir}[/] in {dt:.1f} s: {points:,} points"
+                     + (f", {unrel:.1%} unreliable" if isinstance(unrel, float) else ""))
+
+
+@app.command()
+def inspect(points: PointsOpt, dem: Annotated[Path | None, typer.Option("--dem")] = None,
+            lulc: Annotated[Path | None, typer.Option("--lulc")] = None,
+            amplitude: Annotated[Path | None, typer.Option("--amplitude")] = None,
+            crs: CrsOpt = None, label: LabelOpt = None) -> None:
+    """Validate inputs and print what psirel understood of them before a long run."""
+    from psirel.inspect import format_report, inspect_inputs
+
+    report = inspect_inputs(points, dem=dem, lulc=lulc, amplitude=amplitude, crs=crs, label=label)
+    _console().print(format_report(report), highlight=False)
+
+
+@app.command()
+def train(points: PointsOpt, dem: DemOpt, lulc: LulcOpt, amplitude: AmpOpt,
+          out: Annotated[Path, typer.Option("--out", help="Model directory to write")],
+          label: LabelOpt = None, crs: CrsOpt = None,
+          gnn: Annotated[str, typer.Option("--gnn", help="unimp | gatv2 | gen")] = "unimp",
+          epochs: Annotated[int, typer.Option("--epochs")] = 12,
+          seed: Annotated[int, typer.Option("--seed")] = 0,
+          batch_size: Annotated[int, typer.Option("--batch-size", help="Seeds per step")] = 512,
+          fanout: Annotated[str, typer.Option("--fanout", help="Per-hop fan-outs, e.g. 8,4; "
+                                              "its length sets the hops sampled")] = "8,4",
+          layers: Annotated[int, typer.Option("--layers", help="GNN layers")] = 2,
+          fusion: Annotated[str, typer.Option("--fusion", help="concat | film")] = "concat",
+          max_steps: Annotated[int | None, typer.Option("--max-steps", help="Cap steps per "
+                                                        "epoch (quick runs)")] = None,
+          device: Annotated[str, typer.Option("--device", help="cpu | cuda")] = "cpu",
+          ) -> None:
+    """Train the reliability model (PW encoder + GNN), its pointwise-only twin and baselines."""
+    from psirel.cli_progress import TrainReporter
+    from psirel.train.loop import TrainSettings
+    from psirel.train.trainer import train as run_train
+
+    if gnn not in ("unimp", "gatv2", "gen"):
+        raise PsirelError(f"--gnn {gnn}: choose unimp, gatv2 or gen")
+    if fusion not in ("concat", "film"):
+        raise PsirelError(f"--fusion {fusion}: choose concat or film")
+    try:
+        fan = tuple(int(v) for v in fanout.split(",") if v.strip())
+    except ValueError:
+        raise PsirelError(f"--fanout {fanout}: expected integers like 8,4") from None
+    if len(fan) != layers:
+        raise PsirelError(f"--fanout {fanout}: give one fan-out per GNN layer ({layers})")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise PsirelError("--device cuda: no CUDA device is available to torch")
+    settings = TrainSettings(gnn=gnn, epochs=epochs, seed=seed, batch_size=batch_size,
+                             fanout=fan, layers=layers, fusion=fusion,
+                             max_steps_per_epoch=max_steps, device=device)
+    console = _console()
+    with TrainReporter(console) as rep:
+        meta = run_train(points, dem, lulc, amplitude, out, label=label, crs=crs,
+                         settings=settings, reporter=rep)
+    t = meta["training"]
+    vm = t["val_metrics"]
+    console.print(f"model written to [bold]{out}[/] ({t['seconds']:.0f} s; best epoch "
+                  f"{t['best_epoch']}; {t['seconds_per_epoch']:.1f} s/epoch; "
+                  f"{t['nodes_per_seed']:.2f} nodes encoded per seed)")
+    console.print(f"validation: ROC-AUC {vm['roc_auc']:.3f}, AP(unreliable) "
+                  f"{vm['average_precision']:.3f}, threshold {meta['threshold']:.3f}")
+
+
+@app.command()
+def evaluate(model: Annotated[Path, typer.Option("--model", help="Model directory")],
+             points: PointsOpt, dem: DemOpt, lulc: LulcOpt, amplitude: AmpOpt,
+             out: Annotated[Path, typer.Option("--out", help="Report directory")],
+             label: LabelOpt = None, crs: CrsOpt = None) -> None:
+    """Compare the model with every baseline on a labelled cloud: metrics.json, plots, report."""
+    from psirel.report.markdown import metrics_table
+    from psirel.train.evaluate import evaluate as run_eval
+
+    console = _console()
+    result = run_eval(model, points, dem, lulc, amplitude, out, label=label, crs=crs,
+                      warn=lambda m: console.print(f"[yellow]warning:[/] {m}"))
+    console.print(metrics_table(result), highlight=False)
+    console.print(f"report: [bold]{Path(out) / 'report.md'}[/]")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: run the app, turning PsirelError into a one-line message."""
+    import click
+
     try:
         app(args=argv, standalone_mode=False)
     except PsirelError as exc:
         typer.echo(f"error: {exc}", err=True)
         return exc.exit_code
-    except typer.Abort:
+    except click.exceptions.Abort:
         typer.echo("aborted", err=True)
         return 130
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Exit):
-            return exc.exit_code
-        raise
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
     return 0
 
 

@@ -1,0 +1,43 @@
+"""Progress bars for long commands (rich), fed by plain callbacks from the library code."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+
+
+class TrainReporter:
+    """One bar per stage; epochs print a line with the loss and validation metrics."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                                 TextColumn("{task.fields[info]}"), console=console)
+        self.task = None
+
+    def __enter__(self) -> TrainReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def stage(self, name: str, total: int) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, visible=False)
+        self.task = self.progress.add_task(name, total=total, info="")
+
+    def advance(self, n: int = 1, **fields) -> None:
+        info = " ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                        for k, v in fields.items())
+        self.progress.update(self.task, advance=n, info=info)
+
+    def epoch(self, variant: str, rec: dict) -> None:
+        self.advance(1, loss=rec["loss"], val_ap=rec["val_average_precision"],
+                     val_auc=rec["val_roc_auc"])
+        self.console.print(f"  {variant} epoch {rec['epoch']:>2}: loss {rec['loss']:.4f}  "
+                           f"val ROC-AUC {rec['val_roc_auc']:.3f}  "
+                           f"val AP(unreliable) {rec['val_average_precision']:.3f}  "
+                           f"({rec['seconds']:.1f} s)", highlight=False)

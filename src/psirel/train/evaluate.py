@@ -1,0 +1,90 @@
+"""``psirel evaluate``: the model and every baseline on one labelled cloud, side by side.
+
+Baselines are rebuilt from ``model.json`` without pickle: the coherence threshold and the
+neighbour-consistency model from their JSON parameters, gradient boosting refitted
+deterministically from the training features saved in ``baselines/training_features.npz``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from psirel.baselines import BASELINES, load_training_features
+from psirel.compat import check_features, check_unknown_lulc
+from psirel.features.normalize import Normalizer
+from psirel.graph.knn import EdgeScale
+from psirel.io.atomic import atomic_write_text
+from psirel.model_dir import load_card
+from psirel.report.markdown import write_report
+from psirel.report.metrics import reliability_metrics
+from psirel.report.plots import plot_map, plot_pr, plot_roc
+from psirel.train.checkpoint import load_model
+from psirel.train.data import build_patch_cache, load_inputs
+from psirel.train.loop import predict_points
+from psirel.train.point_data import build_point_data
+from psirel.train.trainer import graph_data
+
+
+def rebuild_baselines(card) -> dict:
+    training = load_training_features(card.artifact("baselines/training_features.npz"))
+    out = {}
+    for name, cls in BASELINES.items():
+        d = card.meta["baselines"][name]
+        out[name] = cls.from_json(d, training=training)
+    return out
+
+
+def evaluate(model_dir: Path, points: Path, dem: Path, lulc: Path, amplitude: Path, out: Path,
+             *, label: str | None = None, crs: str | None = None, warn=print) -> dict:
+    """Score the model, ``pointwise_only`` and the baselines; write metrics.json, plots, report."""
+    card = load_card(model_dir)
+    f = card.features
+    inputs = load_inputs(points, dem, lulc, amplitude, label=label, crs=crs, k=f["k"],
+                         r_max_m=f["r_max_m"], need_labels=True)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache_dir = Path(tempfile.mkdtemp(prefix=".cache-", dir=out))
+    try:
+        check_features(card, inputs.scalar_names, len(inputs.cloud.dates), inputs.stack.pixel_m)
+        normalizer = Normalizer.from_json(card.meta["normalizer"])
+        patches, n_unknown = build_patch_cache(inputs, normalizer, cache_dir)
+        check_unknown_lulc(card, n_unknown, inputs.n, warn=warn)
+        data = graph_data(inputs, patches, normalizer, EdgeScale.from_json(card.meta["edge_scale"]))
+        y = inputs.labels
+        everyone = np.arange(inputs.n)
+        scores = {"model": predict_points(load_model(card), data, everyone)}
+        thresholds = {"model": card.threshold}
+        scores["pointwise_only"] = predict_points(load_model(card, "pointwise_only"), data,
+                                                  everyone)
+        thresholds["pointwise_only"] = float(card.meta["pointwise_only"]["threshold"])
+        pdata = build_point_data(inputs, patches, normalizer)
+        for name, est in rebuild_baselines(card).items():
+            scores[name] = est.predict_proba(pdata)[:, 1].astype(np.float32)
+            thresholds[name] = float(card.meta["baselines"][name].get("threshold_tuned", 0.5))
+        metrics = {name: reliability_metrics(y, p, thresholds[name]) for name, p in scores.items()}
+        result = {"model": metrics["model"],
+                  "baselines": {k: v for k, v in metrics.items() if k != "model"},
+                  "n_points": int(inputs.n), "unreliable_fraction": float(1 - y.mean())}
+        atomic_write_text(out / "metrics.json", json.dumps(result, indent=2) + "\n")
+        order = ["model", "pointwise_only", "gradient_boosting", "neighbour_consistency",
+                 "coherence_threshold"]
+        curves = {k: (y, scores[k]) for k in order if k in scores}
+        plot_roc(curves, out / "roc.png")
+        plot_pr(curves, out / "pr.png")
+        dem_arr, _ = inputs.stack.read_window(0, 0, inputs.stack.height, inputs.stack.width)
+        plot_map(dem_arr[0], inputs.stack.transform, inputs.cloud.x, inputs.cloud.y,
+                 scores["model"], y, card.threshold, out / "map.png")
+        gnn = card.config.get("gnn")
+        write_report(out, result, {"ROC": "roc.png", "Precision-recall": "pr.png",
+                                   "Map": "map.png"},
+                     extra_md=f"Model: `{Path(model_dir)}` (GNN: {gnn}); test points: "
+                              f"`{points}`; unknown land-cover points: {n_unknown}.\n")
+        return result
+    finally:
+        inputs.stack.close()
+        shutil.rmtree(cache_dir, ignore_errors=True)
