@@ -16,7 +16,7 @@ import numpy as np
 
 from psirel.errors import PsirelError
 from psirel.features.normalize import Normalizer
-from psirel.features.patches import PATCH_PX, extract_patches, spatial_order
+from psirel.features.patches import PATCH_PX, spatial_order
 from psirel.features.scalars import scalar_features
 from psirel.graph.knn import NeighbourTable, knn_table
 from psirel.inspect import check_points_inside
@@ -89,11 +89,12 @@ def build_patch_cache(inputs: CloudInputs, normalizer: Normalizer, cache_dir: Pa
                                     shape=(n, 4, PATCH_PX, PATCH_PX))
     order = spatial_order(inputs.cloud.x, inputs.cloud.y)
     n_unknown = 0
+    buf = np.empty((min(chunk, n), 4, PATCH_PX, PATCH_PX), np.float32)  # reused: no page faults
     for s in range(0, n, chunk):
         sel = np.sort(order[s:s + chunk])
-        raw, valid = extract_patches(inputs.stack, inputs.cloud.x[sel], inputs.cloud.y[sel])
-        norm, unk = normalizer.patches(raw, valid)
-        arr[sel] = norm.astype(np.float16)
+        norm, unk = normalizer.extract(inputs.stack, inputs.cloud.x[sel], inputs.cloud.y[sel],
+                                       out=buf[:len(sel)])
+        arr[sel] = norm
         n_unknown += int(unk)
         if progress is not None:
             progress(len(sel))

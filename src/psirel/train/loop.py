@@ -112,18 +112,12 @@ def predict_points(model: ReliabilityModel, data: GraphData, points: np.ndarray,
     out = np.empty(len(points), np.float32)
     for s in range(0, len(points), block):
         seeds = points[s:s + block]
-        sub = full_neighbourhood_or_seeds(data, seeds, hops)
+        sub = full_neighbourhood((data.idx, data.mask), seeds, hops)
         logits = subgraph_logits(model, data.subgraph_tensors(sub, device), embed_batch=512)
         out[s:s + len(seeds)] = torch.sigmoid(logits[:len(seeds)]).cpu().numpy()
     return out
 
 
-def full_neighbourhood_or_seeds(data: GraphData, seeds: np.ndarray, hops: int) -> Subgraph:
-    from psirel.graph.knn import NeighbourTable
-
-    table = NeighbourTable(idx=data.idx, mask=data.mask, dist_m=np.zeros(data.idx.shape, np.float32),
-                           k=data.idx.shape[1], r_max_m=float("nan"))
-    return full_neighbourhood(table, seeds, hops)
 
 
 @dataclass
@@ -160,10 +154,7 @@ def fit(model: ReliabilityModel, data: GraphData, train_mask: np.ndarray, val_ma
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, pct_start=0.15,
                                                 total_steps=max(steps_per_epoch * settings.epochs, 1))
-    from psirel.graph.knn import NeighbourTable
-
-    table = NeighbourTable(idx=data.idx, mask=data.mask, dist_m=np.zeros(data.idx.shape, np.float32),
-                           k=data.idx.shape[1], r_max_m=float("nan"))
+    table = (data.idx, data.mask)
     best = {"ap": -1.0, "state": None, "epoch": 0, "metrics": {}, "threshold": 0.5}
     history, epoch_times, nodes_seen, seeds_seen = [], [], 0, 0
     bad = 0

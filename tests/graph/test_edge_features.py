@@ -1,0 +1,119 @@
+"""Edge features on hand-made graphs, scales, and subgraph consistency."""
+
+import json
+
+import numpy as np
+import pytest
+
+from psirel.graph.knn import EDGE_FEATURES, EdgeScale, edge_features, fit_edge_scale, knn_table
+from psirel.graph.sampling import full_neighbourhood
+
+
+def three_points():
+    # A 3-4-5 chain: 0 —5 m— 1 —5 m— 2; with r_max = 5 m, 0 and 2 are not linked.
+    x = np.array([100.0, 103.0, 106.0])
+    y = np.array([200.0, 204.0, 208.0])
+    h = np.array([10.0, 13.0, 9.0])
+    v = np.array([-2.0, 1.0, 5.0])
+    return x, y, h, v, knn_table(x, y, k=2, r_max_m=5.0)
+
+
+def test_edge_features_of_a_hand_made_graph():
+    x, y, h, v, t = three_points()
+    np.testing.assert_array_equal(t.idx, [[1, 0], [0, 2], [1, 2]])
+    scale = EdgeScale(xy_m=5.0, height_m=2.0, velocity_mm_yr=4.0)
+    f = edge_features(x, y, h, v, t.idx, t.mask, scale)
+    assert f.shape == (3, 2, len(EDGE_FEATURES)) and f.dtype == np.float32
+    assert EDGE_FEATURES == ("dx", "dy", "distance", "dheight", "dvelocity")
+    expected = np.zeros((3, 2, 5))
+    expected[0, 0] = [3 / 5, 4 / 5, 1.0, 3 / 2, 3 / 4]  # edge 1 → 0
+    expected[1, 0] = [-3 / 5, -4 / 5, 1.0, -3 / 2, -3 / 4]  # edge 0 → 1
+    expected[1, 1] = [3 / 5, 4 / 5, 1.0, -4 / 2, 4 / 4]  # edge 2 → 1
+    expected[2, 0] = [-3 / 5, -4 / 5, 1.0, 4 / 2, -4 / 4]  # edge 1 → 2
+    np.testing.assert_allclose(f, expected, rtol=1e-6)
+    raw = edge_features(x, y, h, v, t.idx, t.mask)  # no scale: metres and mm/yr
+    np.testing.assert_allclose(raw[1, 1], [3, 4, 5, -4, 4], rtol=1e-6)
+    np.testing.assert_array_equal(raw[~t.mask], 0.0)
+
+
+def test_masked_slots_are_zero_even_with_nan_attributes():
+    x, y, h, v, t = three_points()
+    h = np.array([np.nan, 13.0, 9.0])
+    idx = np.array([[1, 2], [0, 2], [1, 0]])  # masked slots pointing elsewhere
+    mask = np.array([[False, False], [False, True], [True, False]])
+    f = edge_features(x, y, h, v, idx, mask)
+    np.testing.assert_array_equal(f[~mask], 0.0)
+    np.testing.assert_allclose(f[1, 1], [3, 4, 5, -4, 4], rtol=1e-6)
+
+
+def test_blocks_do_not_change_features():
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 300, 500), rng.uniform(0, 300, 500)
+    h, v = rng.normal(100, 20, 500), rng.normal(0, 5, 500)
+    t = knn_table(x, y, k=8, r_max_m=30.0)
+    a = edge_features(x, y, h, v, t.idx, t.mask)
+    b = edge_features(x, y, h, v, t.idx, t.mask, block=33)
+    np.testing.assert_array_equal(a, b)
+    # the distance feature is the table's edge length
+    np.testing.assert_allclose(a[..., 2], t.dist_m, rtol=1e-6)
+
+
+def test_features_of_a_subgraph_equal_those_of_the_full_graph():
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(0, 300, 800), rng.uniform(0, 300, 800)
+    h, v = rng.normal(100, 20, 800), rng.normal(0, 5, 800)
+    t = knn_table(x, y, k=8, r_max_m=30.0)
+    scale = fit_edge_scale(x, y, h, v, t.idx, t.mask, r_max_m=t.r_max_m)
+    full = edge_features(x, y, h, v, t.idx, t.mask, scale)
+    sub = full_neighbourhood(t, np.array([5, 17, 3]), hops=2)
+    n = sub.nodes
+    f = edge_features(x[n], y[n], h[n], v[n], sub.idx, sub.mask, scale)
+    expanded = sub.hop < 2
+    np.testing.assert_array_equal(f[expanded], full[n[expanded]])
+    np.testing.assert_array_equal(f[~expanded], 0.0)
+
+
+def test_fit_edge_scale_uses_robust_spreads():
+    # A row of points 1 m apart with heights alternating 0, 1: every edge's Δheight is ±1.
+    x = np.arange(200.0)
+    y = np.zeros(200)
+    t = knn_table(x, y, k=2, r_max_m=1.5)  # neighbours at ±1 m only
+    h = (np.arange(200) % 2).astype(float)
+    v = np.full(200, 3.0)  # no velocity differences: falls back to 1
+
+    def fit(h, v, **kw):
+        return fit_edge_scale(x, y, h, v, t.idx, t.mask, **kw)
+
+    s = fit(h, v, r_max_m=t.r_max_m)
+    assert s.xy_m == 1.5
+    assert s.height_m == pytest.approx(1.4826)
+    assert s.velocity_mm_yr == 1.0
+    assert fit(h, v).xy_m == 1.0  # without r_max_m: the longest edge
+    # An outlier scatterer barely moves the MAD.
+    h2 = h.copy()
+    h2[50] = 1e4
+    assert fit(h2, v).height_m == pytest.approx(1.4826)
+    # More than half the differences zero: the RMS instead.
+    v2 = np.zeros(200)
+    v2[100] = 10.0
+    dv = (v2[t.idx] - v2[:, None])[t.mask]
+    assert fit(h, v2).velocity_mm_yr == pytest.approx(np.sqrt(np.mean(dv**2)))
+    # Subsampled rows: deterministic for a given rng.
+    noisy = np.random.default_rng(0).normal(0, 3, 200)
+    a = fit(noisy, v, max_nodes=50, rng=np.random.default_rng(7))
+    b = fit(noisy, v, max_nodes=50, rng=np.random.default_rng(7))
+    assert a == b
+
+
+def test_edge_scale_json_round_trip_and_validation():
+    s = EdgeScale(xy_m=100.0, height_m=4.5, velocity_mm_yr=2.25)
+    d = s.to_json()
+    assert d == {"xy_m": 100.0, "height_m": 4.5, "velocity_mm_yr": 2.25}
+    assert EdgeScale.from_json(d) == s
+    assert EdgeScale.from_json(json.dumps(d)) == s
+    with pytest.raises(ValueError, match="missing"):
+        EdgeScale.from_json({"xy_m": 1.0})
+    with pytest.raises(ValueError, match="positive"):
+        EdgeScale(xy_m=0.0, height_m=1.0, velocity_mm_yr=1.0)
+    with pytest.raises(ValueError, match="positive"):
+        EdgeScale(xy_m=1.0, height_m=np.nan, velocity_mm_yr=1.0)
