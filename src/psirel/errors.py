@@ -58,9 +58,23 @@ class InvalidValues(PsirelError):
         super().__init__(f"{path}: column '{column}' has {count} {what}{first}")
 
 
+class InvalidColumn(PsirelError):
+    """A column whose name or content cannot be used (a malformed date name, non-numbers)."""
+
+    def __init__(self, path: Path | str, column: str, reason: str):
+        super().__init__(f"{path}: column '{column}' {reason}")
+
+
+class NotPoints(PsirelError):
+    """A vector file whose geometries are not (single) points."""
+
+    def __init__(self, path: Path | str, found: str):
+        super().__init__(f"{path}: geometries must be points, found {found}")
+
+
 class EmptyCloud(PsirelError):
-    def __init__(self, path: Path | str):
-        super().__init__(f"{path}: contains no points")
+    def __init__(self, path: Path | str, where: str = ""):
+        super().__init__(f"{path}: contains no points" + (f" {where}" if where else ""))
 
 
 class PointsOutsideRasters(PsirelError):

@@ -4,6 +4,11 @@ The three layers may come in different CRSs and resolutions. Patches are sampled
 DEM's, so the LULC and amplitude rasters are wrapped in a lazy :class:`rasterio.vrt.WarpedVRT`
 onto that grid (nearest for class codes, bilinear for continuous values). Nothing is read until
 a window is asked for, so a chunk of points only ever touches the pixels around it.
+
+No data becomes NaN: a layer's nodata value, and every DEM pixel a warped layer does not cover.
+A source without a nodata value is warped with an alpha band, because a warped VRT otherwise
+fills what lies outside the source with 0, which would pass for a valid land-cover class or a
+zero amplitude.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ class LayerInfo:
     nodata: float | None
     dtype: str
     warped: bool  # True when resampled onto the DEM grid
+    units: str = "m"  # of res_m and bounds: the raster CRS's unit ("degree" for EPSG:4326)
 
 
 def open_raster(path: Path | str, name: str) -> rasterio.DatasetReader:
@@ -48,9 +54,9 @@ def open_raster(path: Path | str, name: str) -> rasterio.DatasetReader:
         raise InputFileNotFound(path, f"{name} raster")
     try:
         src = rasterio.open(path)
-    except RasterioIOError as exc:
-        raise UnreadableFile(path, str(exc).splitlines()[0][:200]) from None
-    if src.crs is None:
+    except (RasterioIOError, rasterio.errors.RasterioError) as exc:
+        raise UnreadableFile(path, _reason(exc)) from None
+    if not src.crs:
         src.close()
         raise MissingCRS(path, "assign one, e.g. gdal_edit.py -a_srs EPSG:32633")
     if src.count < 1:
@@ -70,6 +76,7 @@ class RasterStack:
         self.paths = {"dem": Path(dem), "lulc": Path(lulc), "amplitude": Path(amplitude)}
         self._sources = {}
         self._readers = {}
+        self._alpha = {}  # layer → alpha band index of its warped VRT (source without nodata)
         try:
             for name in LAYERS:
                 self._sources[name] = open_raster(self.paths[name], name)
@@ -93,11 +100,16 @@ class RasterStack:
                          and src.width == ref.width and src.height == ref.height)
             if same_grid:
                 self._readers[name] = src
-            else:
+            elif src.nodata is not None:
                 self._readers[name] = WarpedVRT(
                     src, crs=ref.crs, transform=ref.transform, width=ref.width,
                     height=ref.height, resampling=RESAMPLING[name],
-                    src_nodata=src.nodata, nodata=src.nodata if src.nodata is not None else None)
+                    src_nodata=src.nodata, nodata=src.nodata)
+            else:
+                vrt = WarpedVRT(src, crs=ref.crs, transform=ref.transform, width=ref.width,
+                                height=ref.height, resampling=RESAMPLING[name], add_alpha=True)
+                self._readers[name] = vrt
+                self._alpha[name] = vrt.count
 
     # ------------------------------------------------------------------ context management
     def close(self) -> None:
@@ -143,7 +155,8 @@ class RasterStack:
                 res_m=(float(abs(s.transform.a)), float(abs(s.transform.e))),
                 bounds=tuple(float(v) for v in s.bounds), shape=(s.height, s.width),
                 nodata=None if s.nodata is None else float(s.nodata), dtype=s.dtypes[0],
-                warped=isinstance(self._readers[name], WarpedVRT)))
+                warped=isinstance(self._readers[name], WarpedVRT),
+                units="degree" if s.crs.is_geographic else _unit(s.crs.linear_units)))
         return infos
 
     def inside(self, x: np.ndarray, y: np.ndarray, margin_px: float = 0.0) -> np.ndarray:
@@ -166,23 +179,55 @@ class RasterStack:
         if r1 > r0 and c1 > c0:
             win = Window(c0, r0, c1 - c0, r1 - r0)
             for i, name in enumerate(LAYERS):
-                reader = self._readers[name]
-                band = reader.read(1, window=win, masked=True)
-                vals = band.filled(np.nan).astype(np.float32, copy=False) \
-                    if np.ma.isMaskedArray(band) else band.astype(np.float32)
-                out[i, r0 - row0:r1 - row0, c0 - col0:c1 - col0] = vals
+                out[i, r0 - row0:r1 - row0, c0 - col0:c1 - col0] = self._read_layer(name, win)
         valid = np.isfinite(out).all(axis=0)
         return out, valid
 
-    def sample(self, x: np.ndarray, y: np.ndarray, layer: str = "dem") -> np.ndarray:
-        """Nearest-pixel values of one layer at map coordinates (NaN outside or at nodata)."""
+    def _read_layer(self, name: str, win: Window) -> np.ndarray:
+        """One layer's window on the DEM grid as float32, NaN at nodata / outside the source."""
+        reader = self._readers[name]
+        try:
+            if name in self._alpha:  # one read: the band and its alpha share the warp
+                band, alpha = reader.read([1, self._alpha[name]], window=win)
+                band = band.astype(np.float32)
+                band[alpha == 0] = np.nan
+                return band
+            band = reader.read(1, window=win, masked=True)
+        except rasterio.errors.RasterioError as exc:  # a truncated or corrupt file
+            raise UnreadableFile(self.paths[name], _reason(exc)) from None
+        return np.ma.filled(band.astype(np.float32), np.nan)
+
+    def sample(self, x: np.ndarray, y: np.ndarray, layer: str = "dem",
+               tile_px: int = 512) -> np.ndarray:
+        """Values of one layer at map coordinates, from the DEM-grid pixel each point falls in
+        (NaN outside or at nodata).
+
+        Points are grouped by ``tile_px`` × ``tile_px`` tiles and each tile's window is read
+        once, so memory stays bounded however far apart the points are.
+        """
+        if layer not in LAYERS:
+            raise ValueError(f"layer must be one of {LAYERS}, got {layer!r}")
         row, col = self.to_pixel(x, y)
         r, c = np.floor(row).astype(np.int64), np.floor(col).astype(np.int64)
         out = np.full(len(r), np.nan, dtype=np.float32)
-        ok = (r >= 0) & (r < self.height) & (c >= 0) & (c < self.width)
-        if not ok.any():
+        ok = np.flatnonzero((r >= 0) & (r < self.height) & (c >= 0) & (c < self.width))
+        if len(ok) == 0:
             return out
-        r0, r1, c0, c1 = r[ok].min(), r[ok].max() + 1, c[ok].min(), c[ok].max() + 1
-        vals, _ = self.read_window(int(r0), int(c0), int(r1 - r0), int(c1 - c0))
-        out[ok] = vals[LAYERS.index(layer), r[ok] - r0, c[ok] - c0]
+        tiles = (r[ok] // tile_px) * ((self.width + tile_px - 1) // tile_px) + c[ok] // tile_px
+        order = np.argsort(tiles, kind="stable")
+        bounds = np.flatnonzero(np.diff(tiles[order])) + 1
+        for group in np.split(ok[order], bounds):
+            rg, cg = r[group], c[group]
+            r0, c0 = int(rg.min()), int(cg.min())
+            win = Window(c0, r0, int(cg.max()) + 1 - c0, int(rg.max()) + 1 - r0)
+            out[group] = self._read_layer(layer, win)[rg - r0, cg - c0]
         return out
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
+def _unit(name: str | None) -> str:
+    return "m" if not name or name.lower() in ("metre", "meter", "metres", "meters") else name

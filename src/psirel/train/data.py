@@ -57,8 +57,9 @@ def load_inputs(points: Path | str, dem: Path | str, lulc: Path | str, amplitude
             raise PsirelError(f"{points}: no label column '{label or 'reliable'}'")
         check_points_inside(cloud, stack)
         height = cloud.height_m
-        if height is None:
-            height = stack.sample(cloud.x, cloud.y, "dem")
+        if height is None or np.isnan(height).any():  # fill missing heights from the DEM
+            dem_h = stack.sample(cloud.x, cloud.y, "dem")
+            height = dem_h if height is None else np.where(np.isnan(height), dem_h, height)
         feats, names = scalar_features(cloud.velocity_mm_yr, cloud.coherence, cloud.series_mm,
                                        cloud.dates)
         table = knn_table(cloud.x, cloud.y, k=k, r_max_m=r_max_m)

@@ -1,0 +1,254 @@
+"""``psirel inspect``: what psirel makes of a point file and its rasters, before any model runs.
+
+:func:`inspect_inputs` reads the points (all validation of :func:`psirel.io.points.read_points`
+applies) and opens each raster given, and collects the facts in an :class:`InspectReport`;
+:func:`format_report` renders them as plain text (no square brackets, so a rich console prints
+it verbatim).
+
+Patches are sampled on the DEM's grid and the other layers are resampled onto it, so a point
+outside the DEM grid has no data in any layer: such points are an error
+(:class:`~psirel.errors.PointsOutsideRasters`), here and in train/predict through
+:func:`check_points_inside`. Without a DEM, inspect reports points outside every raster given.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pyproj import CRS, Transformer
+
+from psirel.errors import PointsOutsideRasters
+from psirel.io.points import PointCloud, read_points
+from psirel.io.rasters import RasterStack, open_raster
+
+HALF_PATCH_PX = 40  # half of an 80 px patch: closer to an edge, a patch needs padding
+METRES_PER_DEGREE = 111_320.0  # along a meridian; along a parallel times cos(latitude)
+
+
+@dataclass
+class RasterReport:
+    """One raster, in its own CRS, and how the points sit on it."""
+
+    name: str
+    path: Path
+    crs: str
+    res: tuple[float, float]  # pixel size (x, y) in ``units``
+    units: str
+    bounds: tuple[float, float, float, float]  # left, bottom, right, top in ``units``
+    shape: tuple[int, int]  # rows, cols
+    dtype: str
+    nodata: float | None
+    outside: int  # points whose position is off the raster
+    near_edge: int  # inside, but closer to the edge than half a patch
+    margin_px: float  # that half patch in this raster's pixels
+
+
+@dataclass
+class InspectReport:
+    """The facts ``psirel inspect`` prints."""
+
+    points: Path
+    n_points: int
+    source_crs: str
+    crs: str  # after reprojection onto the DEM's CRS (or the source CRS without rasters)
+    crs_origin: str
+    roles: dict[str, str]
+    series_columns: tuple[str, ...]
+    n_dates: int
+    first_date: str | None
+    last_date: str | None
+    median_spacing_days: float | None
+    velocity_range: tuple[float, float]
+    coherence_range: tuple[float, float]
+    height_range: tuple[float, float] | None
+    labels: tuple[int, int] | None  # (reliable, unreliable)
+    warnings: list[str]
+    rasters: list[RasterReport] = field(default_factory=list)
+    unusable: int = 0  # points with no raster data (outside the DEM grid / every raster)
+    unusable_ids: list = field(default_factory=list)
+
+
+def _name(crs: CRS) -> str:
+    auth = crs.to_authority()
+    return f"{auth[0]}:{auth[1]}" if auth else crs.name
+
+
+def _pixel_m(crs: CRS, transform, lat: float) -> tuple[float, float]:
+    """Pixel size (x, y) in metres; for a geographic CRS at latitude ``lat``."""
+    rx, ry = abs(transform.a), abs(transform.e)
+    if crs.is_geographic:
+        return (rx * METRES_PER_DEGREE * math.cos(math.radians(lat)), ry * METRES_PER_DEGREE)
+    factor = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
+    return rx * factor, ry * factor
+
+
+def inspect_inputs(points: Path | str, dem: Path | str | None = None,
+                   lulc: Path | str | None = None, amplitude: Path | str | None = None,
+                   crs=None, label: str | None = None, *, strict: bool = True
+                   ) -> InspectReport:
+    """Read the points and open the rasters given; collect what a user should check.
+
+    Args:
+        points: point file (any format :func:`read_points` reads).
+        dem, lulc, amplitude: rasters, each optional.
+        crs: CRS of the points when the file has none (see :func:`read_points`).
+        label: training-label column (default ``reliable`` when present).
+        strict: raise :class:`PointsOutsideRasters` when points have no raster data (outside
+            the DEM grid, or without a DEM outside every raster); otherwise only count them.
+    """
+    paths = {k: Path(v) for k, v in (("dem", dem), ("lulc", lulc), ("amplitude", amplitude))
+             if v is not None}
+    sources = {}
+    try:
+        for name, p in paths.items():
+            sources[name] = open_raster(p, name)
+        ref = sources.get("dem")
+        if ref is None:
+            ref = next((s for s in sources.values() if s.crs.is_projected), None)
+        target = CRS.from_user_input(ref.crs.to_wkt()) if ref is not None else None
+        cloud = read_points(points, crs=crs, label=label, target_crs=target)
+        sx, sy = cloud.source_xy
+        lat = _mean_latitude(cloud)
+        ref_px = _pixel_m(CRS.from_user_input(sources["dem"].crs.to_wkt()),
+                          sources["dem"].transform, lat) if "dem" in sources else None
+        rasters, inside = [], {}
+        for name, src in sources.items():
+            rcrs = CRS.from_user_input(src.crs.to_wkt())
+            if rcrs.equals(cloud.source_crs):
+                px, py = sx, sy
+            else:
+                px, py = Transformer.from_crs(cloud.source_crs, rcrs,
+                                              always_xy=True).transform(sx, sy)
+            inv = ~src.transform
+            col = inv.a * np.asarray(px) + inv.b * np.asarray(py) + inv.c
+            row = inv.d * np.asarray(px) + inv.e * np.asarray(py) + inv.f
+            ok = (row >= 0) & (row < src.height) & (col >= 0) & (col < src.width)
+            own_px = float(np.mean(_pixel_m(rcrs, src.transform, lat)))
+            margin = HALF_PATCH_PX * (float(np.mean(ref_px)) / own_px if ref_px else 1.0)
+            edge = np.minimum(np.minimum(row, src.height - row), np.minimum(col, src.width - col))
+            inside[name] = ok
+            rasters.append(RasterReport(
+                name=name, path=paths[name], crs=_name(rcrs),
+                res=(float(abs(src.transform.a)), float(abs(src.transform.e))),
+                units="degree" if rcrs.is_geographic else "m",
+                bounds=tuple(float(v) for v in src.bounds), shape=(src.height, src.width),
+                dtype=src.dtypes[0], nodata=None if src.nodata is None else float(src.nodata),
+                outside=int((~ok).sum()), near_edge=int((ok & (edge < margin)).sum()),
+                margin_px=margin))
+    finally:
+        for s in sources.values():
+            s.close()
+
+    unusable = np.zeros(len(cloud), dtype=bool)
+    if "dem" in inside:
+        unusable, where = ~inside["dem"], f"the DEM grid ({paths['dem'].name})"
+    elif inside:
+        unusable = ~np.logical_or.reduce(list(inside.values()))
+        where = "every raster (" + ", ".join(p.name for p in paths.values()) + ")"
+    if strict and unusable.any():
+        raise PointsOutsideRasters(cloud.path, int(unusable.sum()), len(cloud),
+                                   cloud.ids[unusable], where)
+    return _report(cloud, rasters, unusable)
+
+
+def _mean_latitude(cloud: PointCloud) -> float:
+    if cloud.source_crs.is_geographic:
+        return float(np.mean(cloud.source_xy[1]))
+    tr = Transformer.from_crs(cloud.source_crs, "EPSG:4326", always_xy=True)
+    step = max(1, len(cloud) // 1000)
+    _, lat = tr.transform(cloud.source_xy[0][::step], cloud.source_xy[1][::step])
+    lat = np.asarray(lat)
+    return float(np.mean(lat[np.isfinite(lat)])) if np.isfinite(lat).any() else 0.0
+
+
+def _report(cloud: PointCloud, rasters: list[RasterReport], unusable: np.ndarray
+            ) -> InspectReport:
+    d = cloud.dates
+    spacing = float(np.median(np.diff(d).astype(np.int64))) if len(d) > 1 else None
+    h = cloud.height_m
+    hr = None
+    if h is not None and np.isfinite(h).any():
+        hr = (float(np.nanmin(h)), float(np.nanmax(h)))
+    labels = None
+    if cloud.labels is not None:
+        labels = (int((cloud.labels == 1).sum()), int((cloud.labels == 0).sum()))
+    return InspectReport(
+        points=cloud.path, n_points=len(cloud), source_crs=_name(cloud.source_crs),
+        crs=_name(cloud.crs), crs_origin=cloud.crs_origin, roles=dict(cloud.roles),
+        series_columns=cloud.series_columns, n_dates=len(d),
+        first_date=str(d[0]) if len(d) else None, last_date=str(d[-1]) if len(d) else None,
+        median_spacing_days=spacing,
+        velocity_range=(float(cloud.velocity_mm_yr.min()), float(cloud.velocity_mm_yr.max())),
+        coherence_range=(float(cloud.coherence.min()), float(cloud.coherence.max())),
+        height_range=hr, labels=labels, warnings=list(cloud.warnings), rasters=rasters,
+        unusable=int(unusable.sum()), unusable_ids=list(cloud.ids[unusable][:5]))
+
+
+def check_points_inside(cloud: PointCloud, stack: RasterStack) -> None:
+    """Raise :class:`PointsOutsideRasters` when points lie off the stack's DEM grid.
+
+    Every layer is read on that grid, so such a point has no data at all. Points near the edge
+    are fine (their patches get padding and a validity mask). The cloud is reprojected from its
+    source coordinates when its CRS is not the stack's.
+    """
+    x, y = cloud.x, cloud.y
+    scrs = CRS.from_user_input(stack.crs.to_wkt())
+    if not cloud.crs.equals(scrs):
+        x, y = Transformer.from_crs(cloud.source_crs, scrs, always_xy=True).transform(
+            *cloud.source_xy)
+    out = ~stack.inside(x, y)
+    if out.any():
+        raise PointsOutsideRasters(cloud.path, int(out.sum()), len(cloud), cloud.ids[out],
+                                   f"the DEM grid ({stack.paths['dem'].name})")
+
+
+def format_report(report: InspectReport) -> str:
+    """The report as aligned plain-text lines."""
+    r = report
+    lines = [f"points     {r.points}: {r.n_points:,} points"]
+    crs = f"{r.source_crs} ({r.crs_origin})"
+    lines.append(f"CRS        {crs}" + (f" → {r.crs}" if r.crs != r.source_crs else ""))
+    roles = [f"{role} ← {r.roles[role]}" for role in
+             ("velocity", "coherence", "height", "id", "label", "x", "y") if role in r.roles]
+    if "height" not in r.roles:
+        roles.append("height ← none (DEM used)")
+    lines.append("columns    " + ", ".join(roles))
+    if r.n_dates:
+        sp = f", median spacing {r.median_spacing_days:g} days" if r.median_spacing_days else ""
+        lines.append(f"series     {r.n_dates} dates, {r.first_date} … {r.last_date}{sp} "
+                     f"(columns {r.series_columns[0]} … {r.series_columns[-1]})")
+    else:
+        lines.append("series     none")
+    lo, hi = r.velocity_range
+    lines.append(f"velocity   {lo:.2f} … {hi:.2f} mm/yr")
+    lo, hi = r.coherence_range
+    lines.append(f"coherence  {lo:.3f} … {hi:.3f}")
+    if r.height_range:
+        lines.append(f"height     {r.height_range[0]:.1f} … {r.height_range[1]:.1f} m")
+    if r.labels:
+        lines.append(f"labels     {r.labels[0]:,} reliable, {r.labels[1]:,} unreliable")
+    if r.rasters:
+        lines.append("rasters")
+        rows = [("layer", "CRS", "pixel", "extent (left, bottom, right, top)", "size", "dtype",
+                 "nodata", "outside", "near edge")]
+        for x in r.rasters:
+            unit = "°" if x.units == "degree" else " m"
+            rows.append((
+                x.name, x.crs, f"{x.res[0]:g} x {x.res[1]:g}{unit}",
+                ", ".join(f"{v:.10g}" for v in x.bounds), f"{x.shape[1]} x {x.shape[0]}",
+                x.dtype, "none" if x.nodata is None else f"{x.nodata:g}",
+                f"{x.outside:,}", f"{x.near_edge:,} (< {x.margin_px:.3g} px)"))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
+                         .rstrip())
+        if r.unusable:
+            ids = ", ".join(map(str, r.unusable_ids))
+            lines.append(f"  {r.unusable:,} points have no raster data (first ids: {ids})")
+    if r.warnings:
+        lines.append("warnings")
+        lines += [f"  - {w}" for w in r.warnings]
+    return "\n".join(lines)
