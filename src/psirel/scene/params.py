@@ -1,0 +1,94 @@
+"""Every parameter of a synthetic scene, with units; all of them are recorded in scene.json."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+
+from psirel.scene.landcover import BARE, BUILT_UP, CROPLAND, FOREST, GRASSLAND, WATER
+
+TARGET_DENSITY_PER_KM2 = 2500.0
+MIN_SIZE_PX = 256
+
+
+def default_size_px(n_points: int, pixel_m: float) -> int:
+    """Raster side (px) giving a mean density of ≈ 2,500 points/km², at least 256 px."""
+    side_m = math.sqrt(n_points / TARGET_DENSITY_PER_KM2) * 1000.0
+    return max(MIN_SIZE_PX, int(round(side_m / pixel_m)))
+
+
+@dataclass(frozen=True)
+class PointModel:
+    """How PS points are placed, how good they are, and what goes wrong with them.
+
+    density: relative point density per land-cover class (per unit area; scaled so the scene
+    holds ``n_points``); road_density: relative density on roads; geometry_density: factor in
+    layover and shadow. scr_median: median signal-to-clutter ratio per class (phase noise
+    ≈ 1/√(2·SCR) rad), scr_spread_ln: its log-normal spread; road_scr: SCR factor on roads;
+    layover_scr: SCR factor in layover. outlier_rate: share of noise-dominated outliers
+    (SCR 0.15–0.7); temporary_rate, temporary_rate_built: share of scatterers present for part
+    of the stack. unwrap_*: isolated unwrapping-error probability = base + fast · min(|v|/40
+    mm/yr, 1) + noisy · (how far SCR is below 5); points_per_unwrap_patch: one spatial
+    unwrapping-error patch per that many points; unwrap_patch_hit: the share of points inside
+    a patch that take its jump.
+    thermal_mm_per_m: amplitude of buildings' annual thermal dilation (mm per m of height).
+    noise_scr, velocity_tol_mm_yr, velocity_rel_tol: labelling thresholds (see labels.py).
+    """
+
+    density: dict[int, float] = field(default_factory=lambda: {
+        BUILT_UP: 1.0, BARE: 0.55, GRASSLAND: 0.06, CROPLAND: 0.045, FOREST: 0.012,
+        WATER: 0.002})
+    road_density: float = 0.5
+    geometry_density: float = 0.15
+    scr_median: dict[int, float] = field(default_factory=lambda: {
+        BUILT_UP: 12.0, BARE: 8.0, GRASSLAND: 4.0, CROPLAND: 3.5, FOREST: 3.0, WATER: 1.2})
+    scr_spread_ln: float = 0.6
+    road_scr: float = 0.6
+    layover_scr: float = 0.5
+    outlier_rate: float = 0.05
+    temporary_rate: float = 0.008
+    temporary_rate_built: float = 0.03
+    unwrap_base: float = 0.01
+    unwrap_fast: float = 0.06
+    unwrap_noisy: float = 0.02
+    points_per_unwrap_patch: float = 1200.0
+    unwrap_patch_hit: float = 0.85
+    thermal_mm_per_m: float = 0.08
+    noise_scr: float = 1.2
+    velocity_tol_mm_yr: float = 2.0
+    velocity_rel_tol: float = 0.15
+
+
+@dataclass(frozen=True)
+class SceneParams:
+    """Scene-level parameters. Lengths in m, angles in degrees, the wavelength in mm.
+
+    origin_x_m, origin_y_m: map coordinates of the raster's top-left corner in ``crs``
+    (default: UTM 32N, in the foothills of the Alps).
+    """
+
+    n_points: int = 20_000
+    seed: int = 0
+    size_px: int = 283
+    pixel_m: float = 10.0
+    crs: str = "EPSG:32632"
+    origin_x_m: float = 652_000.0
+    origin_y_m: float = 5_182_000.0
+    start_date: dt.date = dt.date(2019, 1, 6)
+    revisit_days: int = 12
+    n_dates: int = 61
+    wavelength_mm: float = 55.5
+    heading_deg: float = -10.0
+    incidence_deg: float = 35.0
+    relief_m: float = 160.0
+    base_elevation_m: float = 320.0
+    atmosphere_turbulence_mm: float = 0.8
+    atmosphere_stratified_mm_per_km: float = 1.5
+    points: PointModel = field(default_factory=PointModel)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["start_date"] = self.start_date.isoformat()
+        return d

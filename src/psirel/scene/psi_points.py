@@ -1,0 +1,292 @@
+"""PS points: where they are, how good they are, and the series a PSI processor would export.
+
+Placement: a density per pixel from land cover (dense on buildings and rock, sparse in
+vegetation, almost none on water), brighter pixels favoured, few in layover and shadow; the
+``n_points`` are distributed over pixels with one multinomial draw and jittered inside them.
+
+Each point's scatterer has a signal-to-clutter ratio (SCR) drawn around its class's median and
+raised by its pixel's brightness. Its phase at each date is the phase of ``1 + c`` with ``c``
+circular Gaussian clutter of variance ``1/SCR`` (phase noise ≈ 1/√(2·SCR) rad), added to the
+phase of the true motion plus the residual atmosphere. The processor then unwraps the phase in
+time (steps over half a cycle are taken the short way: noisy points collect cycle errors on
+their own), spatial and isolated unwrapping errors are added as whole cycles (``artefacts.py``),
+and the series is referred to the first date. Velocity and temporal coherence are then estimated
+from the exported series (``estimation.py``), and the point is labelled (``labels.py``).
+
+What goes wrong, besides noise: outliers (noise-dominated scatterers that slipped through the
+selection), temporary scatterers (present only before or after some date: a building built or
+demolished), layover (a mixture of slopes: weaker SCR) and shadow (no signal at all), and the
+unwrapping errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from psirel.scene import artefacts as art
+from psirel.scene.amplitude import SIGMA0
+from psirel.scene.artefacts import cycle_errors, error_ends
+from psirel.scene.estimation import line_fit_velocity, temporal_coherence
+from psirel.scene.fields import bilinear
+from psirel.scene.labels import expert_labels
+from psirel.scene.landcover import BUILT_UP, FOREST
+from psirel.scene.params import PointModel
+from psirel.scene.rng import child_rng
+
+if TYPE_CHECKING:
+    from psirel.scene.world import World
+
+
+def _class_lookup(values: dict[int, float], default: float = 0.0) -> np.ndarray:
+    """A 256-entry table: class code → value."""
+    table = np.full(256, default)
+    for code, v in values.items():
+        table[code] = v
+    return table
+
+
+_AMP_REF = _class_lookup({c: np.sqrt(np.pi * s) / 2.0 for c, s in SIGMA0.items()}, 1.0)
+
+
+def density_weights(lulc: np.ndarray, road: np.ndarray, bad_geometry: np.ndarray,
+                    amplitude: np.ndarray, model: PointModel) -> np.ndarray:
+    """Relative point density per pixel (float64, unnormalised): class density, ×
+    ``road_density`` on roads, × ``geometry_density`` in layover/shadow, × (brightness relative
+    to the class's typical amplitude)^1.5 clipped to 0.2 … 5."""
+    w = _class_lookup(model.density)[lulc]
+    w[road] = model.road_density * model.density.get(BUILT_UP, 1.0)
+    bright = np.clip((amplitude / _AMP_REF[lulc]) ** 1.5, 0.2, 5.0)
+    w *= bright
+    w[bad_geometry] *= model.geometry_density
+    return w
+
+
+def place_points(rng: np.random.Generator, weights: np.ndarray, n_points: int) -> np.ndarray:
+    """Pixels (flat row-major indices, sorted, int64) of ``n_points`` points drawn with
+    probability proportional to ``weights`` (one multinomial draw over all pixels)."""
+    p = weights.ravel() / weights.sum()
+    counts = rng.multinomial(n_points, p)
+    return np.repeat(np.arange(p.size, dtype=np.int64), counts)
+
+
+@dataclass
+class PointBlock:
+    """Simulated points (what is written, and the hidden truth for tests and analysis).
+
+    Written: pid (int64), x, y (map coordinates, m), velocity (mm/yr), coherence (0 … 1),
+    height (m), reliable (int8), series (n, T) float32 (mm, 0 at the first date).
+    Truth: true_velocity (mm/yr: line fit of the true motion), reasons (labels bit mask),
+    scr (signal-to-clutter ratio), lulc (class), source (deformation kind: stable, subsidence,
+    landslide), layover, shadow (bool), unwrap_cycles (int: largest |cycle error|),
+    artefacts (uint8 bit mask of ``artefacts.ARTEFACTS``).
+    """
+
+    pid: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    velocity: np.ndarray
+    coherence: np.ndarray
+    height: np.ndarray
+    reliable: np.ndarray
+    series: np.ndarray
+    true_velocity: np.ndarray
+    reasons: np.ndarray
+    scr: np.ndarray
+    lulc: np.ndarray
+    source: np.ndarray
+    layover: np.ndarray
+    shadow: np.ndarray
+    unwrap_cycles: np.ndarray
+    artefacts: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.pid)
+
+    @staticmethod
+    def concat(blocks: list[PointBlock]) -> PointBlock:
+        return PointBlock(*(np.concatenate([getattr(b, f) for b in blocks])
+                            for f in PointBlock.__dataclass_fields__))
+
+
+def simulate_block(world: World, block: int, block_points: int) -> PointBlock:
+    """Simulate points ``block · block_points`` … ``(block + 1) · block_points − 1`` of the
+    scene, from the block's own random stream."""
+    p, m, acq = world.params, world.params.points, world.acquisition
+    start = block * block_points
+    stop = min(start + block_points, p.n_points)
+    rng = child_rng(p.seed, "points", block)
+    site = _sites(world, rng, world.pixel_index[start:stop])
+    scat = _scatterers(m, rng, site, acq.n_dates)
+    truth = _true_motion(world, site, scat)
+    series, natural = _measure(world, rng, site, scat, truth)
+    patch, isolated = _unwrapping_errors(world, rng, site, scat)
+    series += (patch + isolated) * acq.ambiguity_mm
+    series = (series - series[:, :1]).astype(np.float32)
+    cycles = natural + patch + isolated
+
+    t = acq.years
+    velocity = line_fit_velocity(series, t)
+    coherence = temporal_coherence(series, t, acq.wavelength_mm)
+    true_velocity = line_fit_velocity(truth, t)
+    reliable, reasons = expert_labels(velocity, true_velocity, scat.scr, scat.temporary,
+                                      site.layover | site.shadow, np.any(cycles != 0, axis=1),
+                                      m.noise_scr, m.velocity_tol_mm_yr, m.velocity_rel_tol)
+    flags = (art.OUTLIER * scat.outlier + art.TEMPORARY * scat.temporary
+             + art.LAYOVER * site.layover + art.SHADOW * site.shadow
+             + art.UNWRAP_TEMPORAL * np.any(natural != 0, axis=1)
+             + art.UNWRAP_PATCH * np.any(patch != 0, axis=1)
+             + art.UNWRAP_ISOLATED * np.any(isolated != 0, axis=1)).astype(np.uint8)
+    return PointBlock(
+        pid=np.arange(start, stop, dtype=np.int64), x=site.x, y=site.y,
+        velocity=velocity.astype(np.float32), coherence=coherence.astype(np.float32),
+        height=scat.height.astype(np.float32), reliable=reliable, series=series,
+        true_velocity=true_velocity, reasons=reasons, scr=scat.scr, lulc=site.lulc,
+        source=world.deformation.source[site.row, site.col], layover=site.layover,
+        shadow=site.shadow, unwrap_cycles=np.abs(cycles).max(axis=1), artefacts=flags)
+
+
+@dataclass
+class _Site:
+    """Where the points are: pixel (row, col), fractional position (row_f, col_f, px from the
+    top-left corner), map coordinates x, y (m), and what the rasters hold there."""
+
+    row: np.ndarray
+    col: np.ndarray
+    row_f: np.ndarray
+    col_f: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    lulc: np.ndarray
+    road: np.ndarray
+    layover: np.ndarray
+    shadow: np.ndarray
+    amplitude: np.ndarray
+    roof_m: np.ndarray
+    dem_m: np.ndarray
+    velocity_mm_yr: np.ndarray
+
+
+def _sites(world: World, rng: np.random.Generator, pixel: np.ndarray) -> _Site:
+    """Jitter each point inside its pixel and sample the rasters there (bilinear for the DEM
+    and the velocity field, the pixel's value for the rest)."""
+    p = world.params
+    row, col = np.divmod(pixel, world.shape[1])
+    row_f, col_f = row + rng.random(row.size), col + rng.random(row.size)
+    return _Site(
+        row=row, col=col, row_f=row_f, col_f=col_f,
+        x=p.origin_x_m + col_f * p.pixel_m, y=p.origin_y_m - row_f * p.pixel_m,
+        lulc=world.cover.lulc[row, col], road=world.cover.road[row, col],
+        layover=world.geometry.layover[row, col], shadow=world.geometry.shadow[row, col],
+        amplitude=world.amplitude[row, col].astype(np.float64),
+        roof_m=world.cover.building_height_m[row, col].astype(np.float64),
+        dem_m=bilinear(world.terrain.dem_m, row_f - 0.5, col_f - 0.5),
+        velocity_mm_yr=bilinear(world.deformation.velocity_mm_yr, row_f - 0.5, col_f - 0.5))
+
+
+@dataclass
+class _Scatterers:
+    """The scatterers: height above ground and absolute height (m), signal-to-clutter ratio,
+    outlier and temporary flags, and ``absent`` (n, T): dates a temporary scatterer is missing."""
+
+    above_m: np.ndarray
+    height: np.ndarray
+    building: np.ndarray
+    scr: np.ndarray
+    outlier: np.ndarray
+    temporary: np.ndarray
+    absent: np.ndarray
+
+
+def _scatterers(m: PointModel, rng: np.random.Generator, site: _Site, n_dates: int
+                ) -> _Scatterers:
+    """Draw each point's scatterer. Heights: on buildings anywhere up to their roofs, in forest
+    up to 3 m (rocks, poles, trunks), elsewhere up to 1.5 m. SCR: log-normal around the
+    class median, × the pixel's brightness relative to its class (0.3 … 4), weaker on roads
+    and in layover, pure clutter in shadow and for outliers."""
+    n = site.row.size
+    lulc = site.lulc
+    building = (lulc == BUILT_UP) & ~site.road
+    above = np.where(building, rng.uniform(0.05, 1.1, n) * site.roof_m,
+                     np.where(lulc == FOREST, rng.uniform(0.0, 3.0, n), rng.uniform(0.0, 1.5, n)))
+    scr = (_class_lookup(m.scr_median, 1.0)[lulc]
+           * np.exp(m.scr_spread_ln * rng.standard_normal(n))
+           * np.clip(site.amplitude / _AMP_REF[lulc], 0.3, 4.0))
+    scr[site.road] *= m.road_scr
+    scr[site.layover] *= m.layover_scr
+    scr = np.where(site.shadow, rng.uniform(0.1, 0.6, n), scr)
+    outlier = rng.random(n) < m.outlier_rate
+    scr = np.where(outlier, rng.uniform(0.15, 0.7, n), scr)
+    temporary = rng.random(n) < np.where(lulc == BUILT_UP, m.temporary_rate_built,
+                                         m.temporary_rate)
+    change = rng.integers(8, n_dates - 8, n)  # built or demolished at this date
+    appears = rng.random(n) < 0.5
+    idx = np.arange(n_dates)[None, :]
+    absent = temporary[:, None] & np.where(appears[:, None], idx < change[:, None],
+                                           idx >= change[:, None])
+    return _Scatterers(above, site.dem_m + above, building, scr, outlier, temporary, absent)
+
+
+def _true_motion(world: World, site: _Site, scat: _Scatterers) -> np.ndarray:
+    """True LOS displacement (n, T) in mm, 0 at the first date: the velocity field, the ground's
+    annual cycle, and the thermal dilation of buildings (± ``thermal_mm_per_m`` per metre of
+    the scatterer's height above ground, peaking in mid-July)."""
+    acq, m = world.acquisition, world.params.points
+    row, col = site.row, site.col
+    ground_amp = world.deformation.seasonal_mm[row, col].astype(np.float64)
+    ground_peak = world.deformation.seasonal_peak[row, col].astype(np.float64)
+    doy = acq.day_of_year[None, :]
+    truth = site.velocity_mm_yr[:, None] * acq.years[None, :]
+    truth += ground_amp[:, None] * np.cos(2 * np.pi * (doy - ground_peak[:, None]))
+    thermal = m.thermal_mm_per_m * np.where(scat.building, scat.above_m, 0.0) * acq.look.los_enu[2]
+    truth += thermal[:, None] * np.cos(2 * np.pi * (doy - 0.55))
+    return truth - truth[:, :1]
+
+
+def _measure(world: World, rng: np.random.Generator, site: _Site, scat: _Scatterers,
+             truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The processor's unwrapped series (n, T) in mm (not yet referred to the first date) and
+    the whole cycles (n, T) its temporal unwrapping got wrong (relative to the first date).
+
+    Phase = 4π/λ · (true motion + residual atmosphere) + the phase of (1 + c), c the clutter
+    (circular Gaussian, variance 1/SCR; c alone on dates a temporary scatterer is absent). The
+    wrapped phase is unwrapped in time: a step beyond half a cycle is taken the short way."""
+    acq = world.acquisition
+    n, n_dates = truth.shape
+    atmo = world.atmosphere.delay_mm(site.row_f, site.col_f, scat.height)
+    sd = np.sqrt(0.5 / scat.scr)[:, None]
+    c_re = rng.standard_normal((n, n_dates)) * sd
+    c_im = rng.standard_normal((n, n_dates)) * sd
+    noise_phase = np.arctan2(c_im, c_re + ~scat.absent)
+    k = acq.rad_per_mm
+    phase = k * (truth + atmo) + noise_phase
+    unwrapped = np.unwrap((phase + np.pi) % (2 * np.pi) - np.pi, axis=1)
+    slip = unwrapped - phase  # a multiple of 2π on every date
+    natural = np.rint((slip - slip[:, :1]) / (2 * np.pi)).astype(np.int64)
+    return unwrapped / k, natural
+
+
+def _unwrapping_errors(world: World, rng: np.random.Generator, site: _Site,
+                       scat: _Scatterers) -> tuple[np.ndarray, np.ndarray]:
+    """Injected whole-cycle errors (n, T): from the spatial patches the point lies in (it takes
+    the patch's error with probability ``unwrap_patch_hit``), and isolated ones (probability
+    from the motion's speed and the scatterer's noise; against the motion when it is fast;
+    half persistent steps, the rest runs of one to a few dates)."""
+    m, n_dates = world.params.points, world.acquisition.n_dates
+    n = site.row.size
+    v = site.velocity_mm_yr
+    patch = world.unwrap.patch_id[site.row, site.col]
+    hit = (patch > 0) & (rng.random(n) < m.unwrap_patch_hit)
+    from_patch = cycle_errors(world.unwrap.start[patch], world.unwrap.end[patch],
+                              np.where(hit, world.unwrap.sign[patch], 0), n_dates)
+    p_isolated = (m.unwrap_base + m.unwrap_fast * np.minimum(np.abs(v) / 40.0, 1.0)
+                  + m.unwrap_noisy * np.clip((5.0 - scat.scr) / 4.0, 0.0, 1.0))
+    isolated = rng.random(n) < p_isolated
+    against = np.where(v < 0, 1, -1)  # the short way round undoes part of the motion
+    sign = np.where((np.abs(v) > 5.0) & (rng.random(n) < 0.7), against,
+                    rng.choice(np.array([-1, 1]), n))
+    start = rng.integers(1, n_dates, n)
+    end = error_ends(rng, start, n_dates, (0.2, 0.3, 0.5))
+    return from_patch, cycle_errors(start, end, np.where(isolated, sign, 0), n_dates)
