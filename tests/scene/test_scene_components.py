@@ -36,8 +36,8 @@ def world():
 
 
 def test_default_size_gives_2500_points_per_km2():
-    assert default_size_px(20_000, 10.0) == 283  # 2.83 km side
-    assert default_size_px(1_000_000, 10.0) == 2000
+    assert default_size_px(20_000, 10.0) == 283 + 80  # 2.83 km point area + 2 × 40 px margin
+    assert default_size_px(1_000_000, 10.0) == 2000 + 80
     assert default_size_px(1_000, 10.0) == 256  # the minimum
     assert default_size_px(20_000, 20.0) == 256  # 141 px of 20 m would be under the minimum
 

@@ -88,7 +88,7 @@ def test_rasters_georeferenced_with_expected_dtypes(label_scenes):
         with rasterio.open(d / name) as src:
             assert src.crs.to_epsg() == 32632
             assert src.dtypes[0] == dtype
-            assert src.width == src.height == scene["size_px"] == 283
+            assert src.width == src.height == scene["size_px"] == 283 + 80
             assert tuple(src.transform)[:6] == pytest.approx(scene["transform"])
             assert src.res == (10.0, 10.0)
             assert src.profile["tiled"] and src.block_shapes[0] == (256, 256)

@@ -10,6 +10,7 @@ import rasterio
 from psirel.scene.deformation import LANDSLIDE, SUBSIDENCE
 from psirel.scene.labels import GEOMETRY, NOISE, UNWRAPPING, velocity_tolerance
 from psirel.scene.landcover import BUILT_UP, FOREST
+from psirel.scene.params import point_margin_px
 
 
 def test_unreliable_rate_between_10_and_30_percent(label_scenes, read_points):
@@ -47,8 +48,11 @@ def test_points_denser_on_built_up_than_on_forest(label_scenes, read_points):
         density = {code: (at_point == code).sum() / ((lulc == code).sum() * km2)
                    for code in (BUILT_UP, FOREST)}  # points per km² of the class
         assert density[BUILT_UP] > 10.0 * density[FOREST] > 0.0
-        # and the scene's mean density is about the target 2,500 points/km²
-        assert 2000.0 < len(at_point) / (lulc.size * km2) < 3000.0
+        # and the point area's (raster less its margin) mean density is about 2,500 points/km²
+        m = point_margin_px(lulc.shape[0])
+        inner = (lulc.shape[0] - 2 * m) * (lulc.shape[1] - 2 * m)
+        assert 2000.0 < len(at_point) / (inner * km2) < 3000.0
+        assert rows.min() >= m and cs.min() >= m  # no point in the margin
         scene = json.loads((d / "scene.json").read_text())
         by_code = {c["code"]: c for c in scene["land_cover"]["classes"]}
         assert by_code[BUILT_UP]["points"] == (at_point == BUILT_UP).sum()

@@ -11,12 +11,21 @@ from psirel.scene.landcover import BARE, BUILT_UP, CROPLAND, FOREST, GRASSLAND, 
 
 TARGET_DENSITY_PER_KM2 = 2500.0
 MIN_SIZE_PX = 256
+# Rasters reach beyond the PSI processing area (as real DEMs and land-cover maps do), so that
+# most points' 80 px patches lie on data rather than on edge padding.
+POINT_MARGIN_PX = 40
+
+
+def point_margin_px(size_px: int) -> int:
+    """No points closer than this to the raster edge (half a patch, less on tiny rasters)."""
+    return min(POINT_MARGIN_PX, size_px // 8)
 
 
 def default_size_px(n_points: int, pixel_m: float) -> int:
-    """Raster side (px) giving a mean density of ≈ 2,500 points/km², at least 256 px."""
+    """Raster side (px): the point area at a mean density of ≈ 2,500 points/km² plus a
+    ``POINT_MARGIN_PX`` margin on each side, at least 256 px."""
     side_m = math.sqrt(n_points / TARGET_DENSITY_PER_KM2) * 1000.0
-    return max(MIN_SIZE_PX, int(round(side_m / pixel_m)))
+    return max(MIN_SIZE_PX, int(round(side_m / pixel_m)) + 2 * POINT_MARGIN_PX)
 
 
 @dataclass(frozen=True)

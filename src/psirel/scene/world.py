@@ -20,7 +20,7 @@ from psirel.scene.atmosphere import Atmosphere, make_atmosphere
 from psirel.scene.deformation import Deformation, make_deformation
 from psirel.scene.geometry import GeometryMasks, LookGeometry, look_masks
 from psirel.scene.landcover import LandCover, make_landcover
-from psirel.scene.params import SceneParams
+from psirel.scene.params import SceneParams, point_margin_px
 from psirel.scene.psi_points import density_weights, place_points
 from psirel.scene.rng import child_rng
 from psirel.scene.terrain import Terrain, make_terrain
@@ -83,6 +83,10 @@ def build_world(params: SceneParams) -> World:
                                  p.atmosphere_turbulence_mm, p.atmosphere_stratified_mm_per_km)
     weights = density_weights(cover.lulc, cover.road, geometry.layover | geometry.shadow,
                               amplitude, p.points)
+    m = point_margin_px(p.size_px)
+    edge = np.ones(shape, bool)
+    edge[m:p.size_px - m, m:p.size_px - m] = False
+    weights[edge] = 0.0
     points_per_px = weights * (p.n_points / weights.sum())
     del weights
     unwrap = make_unwrap_patches(child_rng(seed, "unwrap_patches"), deformation, points_per_px,

@@ -87,8 +87,8 @@ class GraphData:
 
 def model_config(settings: TrainSettings, n_lulc: int, n_scalars: int, gnn: str) -> ModelConfig:
     return ModelConfig(n_lulc=n_lulc, n_scalars=n_scalars, emb_dim=settings.emb_dim,
-                       fusion=settings.fusion, gnn=gnn, hidden=settings.hidden,
-                       layers=settings.layers, heads=settings.heads, dropout=settings.dropout)
+                       fusion=settings.fusion, gnn=gnn, gnn_hidden=settings.hidden,
+                       gnn_layers=settings.layers, heads=settings.heads, dropout=settings.dropout)
 
 
 def subgraph_logits(model: ReliabilityModel, t: dict[str, torch.Tensor],
@@ -108,7 +108,7 @@ def predict_points(model: ReliabilityModel, data: GraphData, points: np.ndarray,
                    block: int = 2048, device: str = "cpu") -> np.ndarray:
     """P(reliable) of ``points`` with full L-hop neighbourhoods (exact, no sampling)."""
     model.eval()
-    hops = model.cfg.layers if model.gnn is not None else 0
+    hops = model.cfg.gnn_layers if model.gnn is not None else 0
     out = np.empty(len(points), np.float32)
     for s in range(0, len(points), block):
         seeds = points[s:s + block]

@@ -1,0 +1,67 @@
+"""Gather and masked reductions over a neighbour table — the message-passing primitives.
+
+A graph of bounded degree is stored as a neighbour table ``idx [N, K]`` (row ``i`` lists the
+neighbours ``j`` that send messages ``j → i``; ``i`` itself is not listed) and ``mask [N, K]``
+(False = empty slot, which still holds a valid index). Messages are gathered to ``[N, K, ...]``
+and reduced over axis 1: no scatter, so the graph exports to ONNX as Gather + Reduce ops and any
+block of rows can be computed on its own.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+#: Added to softmax denominators, as in ``torch_geometric.utils.softmax``: an empty row then
+#: gets weights 0 / 1e-16 = 0 instead of 0 / 0.
+SOFTMAX_EPS = 1e-16
+
+
+def gather(x: Tensor, idx: Tensor) -> Tensor:
+    """Neighbour features: ``x [N_src, ...]``, ``idx [N, K]`` → ``[N, K, ...]``."""
+    return x[idx]
+
+
+def _expand(mask: Tensor, like: Tensor) -> Tensor:
+    return mask.reshape(mask.shape + (1,) * (like.dim() - mask.dim()))
+
+
+def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
+    r"""Softmax over the neighbour axis (1), restricted to the valid slots.
+
+    .. math:: \alpha_{ik} = \frac{m_{ik}\exp(s_{ik} - \max_{k'} s_{ik'})}
+                                 {\sum_{k'} m_{ik'}\exp(s_{ik'} - \max_{k'} s_{ik'}) + 10^{-16}}
+
+    Empty slots are filled with the dtype's most negative finite value, not ``-inf``: a fully
+    masked row then has max = fill, finite differences, and weights exactly 0 — no NaN in the
+    values or the gradients.
+
+    Shapes: ``scores [N, K, *]``, ``mask [N, K]`` → ``[N, K, *]``.
+    """
+    empty = ~_expand(mask, scores)
+    s = scores.masked_fill(empty, torch.finfo(scores.dtype).min)
+    s_max = s.detach().amax(dim=1, keepdim=True)
+    e = torch.exp(s - s_max).masked_fill(empty, 0.0)
+    return e / (e.sum(dim=1, keepdim=True) + SOFTMAX_EPS)
+
+
+def masked_sum(values: Tensor, mask: Tensor) -> Tensor:
+    """Sum over the valid neighbour slots: ``[N, K, *]``, ``[N, K]`` → ``[N, *]``."""
+    return values.masked_fill(~_expand(mask, values), 0.0).sum(dim=1)
+
+
+def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Mean over the valid slots, 0 for an empty row: ``[N, K, *]``, ``[N, K]`` → ``[N, *]``."""
+    count = mask.sum(dim=1).clamp(min=1).to(values.dtype)
+    return masked_sum(values, mask) / count.reshape(count.shape + (1,) * (values.dim() - 2))
+
+
+def to_edge_index(idx: Tensor, mask: Tensor, edge_attr: Tensor | None = None):
+    """Neighbour table → PyG COO ``edge_index [2, E]`` (row 0 = source j, row 1 = target i).
+
+    Returns ``(edge_index, edge_attr [E, F] or None)``, the edges in row-major table order.
+    """
+    n, k = idx.shape
+    dst = torch.arange(n, device=idx.device).unsqueeze(1).expand(n, k)
+    edge_index = torch.stack([idx[mask], dst[mask]])
+    return edge_index, (edge_attr[mask] if edge_attr is not None else None)

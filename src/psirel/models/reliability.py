@@ -1,0 +1,148 @@
+"""The full reliability model: pointwise encoder → (graph encoder) → head → logit per point.
+
+Inference runs it as two stages (DESIGN.md §1): :meth:`ReliabilityModel.embed` on chunks of
+patches (stage 1, embeddings persisted), then :meth:`ReliabilityModel.graph_logits` over the
+neighbour table (stage 2). :class:`GraphStage` wraps stage 2 as one module for export.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from psirel.models.convnext import convnext_flops
+from psirel.models.gnn import KINDS, GNNEncoder, ReliabilityHead
+from psirel.models.pointwise import FUSIONS, PointwiseEncoder
+
+GNN_KINDS = (*KINDS, "none")
+
+
+@dataclass
+class ModelConfig:
+    """Every architecture hyper-parameter of :class:`ReliabilityModel` (stored in model.json).
+
+    ``gnn="none"`` is the pointwise-only variant (embedding → head). ``patch_px`` is the patch
+    side in pixels the model is built for (export shapes and the FLOP count; the ConvNeXt itself
+    accepts any side ≥ 32).
+    """
+
+    n_lulc: int
+    n_scalars: int
+    lulc_dim: int = 4
+    emb_dim: int = 64
+    fusion: str = "concat"
+    depths: tuple[int, ...] = (2, 2, 4, 2)
+    dims: tuple[int, ...] = (12, 24, 48, 96)
+    scalar_hidden: int = 32
+    drop_path_rate: float = 0.0
+    gnn: str = "unimp"
+    gnn_hidden: int = 64
+    gnn_layers: int = 2
+    heads: int = 4
+    edge_dim: int = 5
+    dropout: float = 0.1
+    head_hidden: int | None = None
+    patch_px: int = 80
+
+    def __post_init__(self) -> None:
+        self.depths = tuple(int(d) for d in self.depths)
+        self.dims = tuple(int(d) for d in self.dims)
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}, not {self.fusion!r}")
+        if self.gnn not in GNN_KINDS:
+            raise ValueError(f"gnn must be one of {GNN_KINDS}, not {self.gnn!r}")
+        if len(self.depths) != len(self.dims):
+            raise ValueError(f"depths {self.depths} and dims {self.dims} differ in length")
+        if self.gnn in ("unimp", "gatv2") and self.gnn_hidden % self.heads:
+            raise ValueError(f"gnn_hidden ({self.gnn_hidden}) must be a multiple of heads "
+                             f"({self.heads})")
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["depths"], d["dims"] = list(self.depths), list(self.dims)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown model config keys: {', '.join(unknown)}")
+        return cls(**d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelConfig:
+        return cls.from_dict(json.loads(text))
+
+
+class GraphStage(nn.Module):
+    """Stage 2 as one module: ``(emb [N, D], idx, mask, edge_attr) → logits [N]``."""
+
+    def __init__(self, gnn: GNNEncoder | None, head: ReliabilityHead):
+        super().__init__()
+        self.gnn, self.head = gnn, head
+
+    def forward(self, emb: Tensor, idx: Tensor | None = None, mask: Tensor | None = None,
+                edge_attr: Tensor | None = None) -> Tensor:
+        h = emb if self.gnn is None else self.gnn(emb, idx, mask, edge_attr)
+        return self.head(h)
+
+
+class ReliabilityModel(nn.Module):
+    """PointwiseEncoder → GNNEncoder (or nothing, ``gnn="none"``) → ReliabilityHead.
+
+    Shapes:
+        patches ``[N, 4, P, P]``, scalars ``[N, S]``, idx/mask ``[N, K]``, edge_attr
+        ``[N, K, E]`` → logits ``[N]`` (the graph's nodes are the patches' points, in order).
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.pointwise = PointwiseEncoder(
+            n_lulc=cfg.n_lulc, n_scalars=cfg.n_scalars, lulc_dim=cfg.lulc_dim,
+            emb_dim=cfg.emb_dim, fusion=cfg.fusion, depths=cfg.depths, dims=cfg.dims,
+            scalar_hidden=cfg.scalar_hidden, drop_path_rate=cfg.drop_path_rate,
+        )
+        if cfg.gnn == "none":
+            self.gnn = None
+            head_in = cfg.emb_dim
+        else:
+            self.gnn = GNNEncoder(cfg.emb_dim, cfg.gnn_hidden, cfg.gnn_layers, cfg.gnn,
+                                  cfg.heads, cfg.edge_dim, cfg.dropout)
+            head_in = cfg.gnn_hidden
+        self.head = ReliabilityHead(head_in, cfg.head_hidden, cfg.dropout)
+
+    def embed(self, patches: Tensor, scalars: Tensor) -> Tensor:
+        """Stage 1: ``[B, 4, P, P]``, ``[B, S]`` → embeddings ``[B, emb_dim]``."""
+        return self.pointwise(patches, scalars)
+
+    def graph_logits(self, emb: Tensor, idx: Tensor | None = None, mask: Tensor | None = None,
+                     edge_attr: Tensor | None = None) -> Tensor:
+        """Stage 2: embeddings ``[N, D]`` + neighbour table → logits ``[N]``."""
+        h = emb if self.gnn is None else self.gnn(emb, idx, mask, edge_attr)
+        return self.head(h)
+
+    def graph_stage(self) -> GraphStage:
+        """Stage 2 as a module sharing this model's weights (for ONNX export)."""
+        return GraphStage(self.gnn, self.head)
+
+    def forward(self, patches: Tensor, scalars: Tensor, idx: Tensor | None = None,
+                mask: Tensor | None = None, edge_attr: Tensor | None = None) -> Tensor:
+        return self.graph_logits(self.embed(patches, scalars), idx, mask, edge_attr)
+
+    def flops_per_patch(self) -> int:
+        """Analytic ConvNeXt FLOPs for one ``patch_px`` patch (see :func:`convnext_flops`)."""
+        return convnext_flops(3 + self.cfg.lulc_dim, self.cfg.depths, self.cfg.dims,
+                              self.cfg.patch_px)
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters; shared tensors counted once."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
