@@ -56,3 +56,31 @@ def point_columns():
         }
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_scene(tmp_path_factory) -> Path:
+    """A 3,000-point synthetic scene (seed 5), generated once per session."""
+    from psirel.scene import generate_scene
+
+    d = tmp_path_factory.mktemp("tiny_scene")
+    generate_scene(d, n_points=3000, seed=5)
+    return d
+
+
+def scene_args(d: Path) -> list[str]:
+    """The four input options of a scene folder, as the CLI takes them."""
+    return ["--points", str(d / "points.gpkg"), "--dem", str(d / "dem.tif"),
+            "--lulc", str(d / "lulc.tif"), "--amplitude", str(d / "amplitude.tif")]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_scene, tmp_path_factory) -> Path:
+    """A model trained for one short epoch on ``tiny_scene`` (structure, not quality)."""
+    from psirel.cli import main
+
+    out = tmp_path_factory.mktemp("tiny_model") / "model"
+    code = main(["train", *scene_args(tiny_scene), "--out", str(out), "--epochs", "1",
+                 "--max-steps", "2", "--batch-size", "128", "--seed", "3"])
+    assert code == 0
+    return out

@@ -39,10 +39,10 @@ def load_model(card: ModelCard, variant: str = "model") -> ReliabilityModel:
 
     ``variant`` is ``"model"`` (PW encoder + GNN) or ``"pointwise_only"``.
     """
-    cfg = ModelConfig.from_json(card.config)
+    cfg = ModelConfig.from_dict(card.config)
     name = "weights.safetensors"
     if variant == "pointwise_only":
-        cfg = ModelConfig.from_json({**card.config, "gnn": "none"})
+        cfg = ModelConfig.from_dict({**card.config, "gnn": "none"})
         name = "pointwise_only.safetensors"
     try:
         model = ReliabilityModel(cfg)

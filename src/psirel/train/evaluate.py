@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from psirel.baselines import BASELINES, load_training_features
+from psirel.baselines import BASELINES, load_baseline, load_training_features
 from psirel.compat import check_features, check_unknown_lulc
 from psirel.features.normalize import Normalizer
 from psirel.graph.knn import EdgeScale
@@ -32,11 +32,8 @@ from psirel.train.trainer import graph_data
 
 def rebuild_baselines(card) -> dict:
     training = load_training_features(card.artifact("baselines/training_features.npz"))
-    out = {}
-    for name, cls in BASELINES.items():
-        d = card.meta["baselines"][name]
-        out[name] = cls.from_json(d, training=training)
-    return out
+    return {name: load_baseline(card.meta["baselines"][name], training=training)
+            for name in BASELINES}
 
 
 def evaluate(model_dir: Path, points: Path, dem: Path, lulc: Path, amplitude: Path, out: Path,

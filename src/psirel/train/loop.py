@@ -178,7 +178,7 @@ def fit(model: ReliabilityModel, data: GraphData, train_mask: np.ndarray, val_ma
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
             sched.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             nodes_seen += len(sub.nodes)
             seeds_seen += len(seeds)
             if on_step is not None:

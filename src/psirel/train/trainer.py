@@ -101,7 +101,7 @@ def train(points: Path, dem: Path, lulc: Path, amplitude: Path, out: Path, *,
         _, res_pw = results["pointwise_only"]
         meta = {
             "psirel_version": psirel.__version__,
-            "config": cfg.to_json(),
+            "config": cfg.to_dict(),
             "features": {
                 "patch_px": PATCH_PX, "layers": list(LAYERS), "k": settings.k,
                 "r_max_m": settings.r_max_m, "edge_features": list(EDGE_FEATURES),

@@ -1,0 +1,99 @@
+"""Every user mistake: one line on stderr naming the file/column/ids, exit code 2, no traceback."""
+
+import shutil
+
+import numpy as np
+import pytest
+from conftest import scene_args
+
+from psirel.cli import main
+from psirel.io.points import write_points
+
+
+def run(argv, capsys):
+    code = main(argv)
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def assert_one_line_error(code, err, *needles):
+    assert code == 2
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+def test_inspect_ok(tiny_scene, capsys):
+    code, out, err = run(["inspect", *scene_args(tiny_scene)], capsys)
+    assert code == 0, err
+    assert "3,000 points" in out and "EPSG:32632" in out and "61 dates" in out
+
+
+def test_missing_points_file(tiny_scene, tmp_path, capsys):
+    args = scene_args(tiny_scene)
+    args[1] = str(tmp_path / "nope.gpkg")
+    code, _, err = run(["inspect", *args], capsys)
+    assert_one_line_error(code, err, "nope.gpkg", "not found")
+
+
+def test_missing_velocity_column(tiny_scene, tmp_path, capsys):
+    p = tmp_path / "novel.gpkg"
+    write_points(p, np.array([653000.0]), np.array([5180000.0]), "EPSG:32632",
+                 {"coherence": np.array([0.9], np.float32)})
+    args = scene_args(tiny_scene)
+    args[1] = str(p)
+    code, _, err = run(["inspect", *args], capsys)
+    assert_one_line_error(code, err, "novel.gpkg", "velocity")
+
+
+def test_nan_values_counted(tiny_scene, tmp_path, capsys):
+    p = tmp_path / "nan.gpkg"
+    write_points(p, np.array([653000.0, 653010.0, 653020.0]), np.full(3, 5180000.0), "EPSG:32632",
+                 {"velocity": np.array([1.0, np.nan, np.nan], np.float32),
+                  "coherence": np.array([0.9, 0.8, 0.7], np.float32)})
+    args = scene_args(tiny_scene)
+    args[1] = str(p)
+    code, _, err = run(["inspect", *args], capsys)
+    assert_one_line_error(code, err, "nan.gpkg", "2", "velocity")
+
+
+def test_points_outside_rasters(tiny_scene, tmp_path, capsys):
+    p = tmp_path / "far.gpkg"
+    write_points(p, np.array([653000.0, 900000.0]), np.array([5180000.0, 5180000.0]), "EPSG:32632",
+                 {"pid": np.array([7, 8]), "velocity": np.array([1.0, 2.0], np.float32),
+                  "coherence": np.array([0.9, 0.8], np.float32)})
+    args = scene_args(tiny_scene)
+    args[1] = str(p)
+    code, _, err = run(["inspect", *args], capsys)
+    assert_one_line_error(code, err, "far.gpkg", "1 of 2", "8")
+
+
+def test_unreadable_raster(tiny_scene, tmp_path, capsys):
+    bad = tmp_path / "dem.tif"
+    bad.write_bytes(b"this is not a GeoTIFF")
+    args = scene_args(tiny_scene)
+    args[3] = str(bad)
+    code, _, err = run(["inspect", *args], capsys)
+    assert_one_line_error(code, err, "dem.tif")
+
+
+def test_corrupt_weights_refused(tiny_model, tiny_scene, tmp_path, capsys):
+    m = tmp_path / "model"
+    shutil.copytree(tiny_model, m)
+    w = m / "weights.safetensors"
+    data = bytearray(w.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    w.write_bytes(bytes(data))
+    code, _, err = run(["evaluate", "--model", str(m), *scene_args(tiny_scene),
+                        "--out", str(tmp_path / "r")], capsys)
+    assert_one_line_error(code, err, "weights.safetensors", "SHA-256")
+
+
+@pytest.mark.parametrize("bad", ["--gnn=gcn", "--fanout=8"])
+def test_bad_train_options(tiny_scene, tmp_path, capsys, bad):
+    code, _, err = run(["train", *scene_args(tiny_scene), "--out", str(tmp_path / "m"), bad],
+                       capsys)
+    assert_one_line_error(code, err)
