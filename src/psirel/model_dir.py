@@ -71,8 +71,8 @@ def load_card(model_dir: Path | str, verify: bool = True) -> ModelCard:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(mj, f"not valid JSON ({exc.__class__.__name__}: {exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelError(mj, f"unknown format {meta.get('format') if isinstance(meta, dict) else None!r}"
-                         f" (expected {FORMAT!r})")
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise ModelError(mj, f"unknown format {found!r} (expected {FORMAT!r})")
     for key in ("config", "features", "threshold", "artifacts"):
         if key not in meta:
             raise ModelError(mj, f"has no '{key}' entry")

@@ -152,8 +152,9 @@ def fit(model: ReliabilityModel, data: GraphData, train_mask: np.ndarray, val_ma
     if settings.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, settings.max_steps_per_epoch)
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    total = max(steps_per_epoch * settings.epochs, 1)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, pct_start=0.15,
-                                                total_steps=max(steps_per_epoch * settings.epochs, 1))
+                                                total_steps=total)
     table = (data.idx, data.mask)
     best = {"ap": -1.0, "state": None, "epoch": 0, "metrics": {}, "threshold": 0.5}
     history, epoch_times, nodes_seen, seeds_seen = [], [], 0, 0

@@ -22,8 +22,8 @@ from psirel.features.normalize import fit_normalizer
 from psirel.features.patches import PATCH_PX
 from psirel.graph.knn import EDGE_FEATURES, fit_edge_scale
 from psirel.io.rasters import LAYERS
-from psirel.report.metrics import tune_threshold
 from psirel.model_dir import register_artifact, save_card, sha256_file
+from psirel.report.metrics import tune_threshold
 from psirel.train.checkpoint import save_weights
 from psirel.train.data import CloudInputs, build_patch_cache, load_inputs
 from psirel.train.loop import GraphData, TrainSettings, fit, model_config, new_model
