@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_out
 
-.PHONY: demo test lint install bench infer-env clean
+.PHONY: demo test lint install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,13 +22,10 @@ demo: $(STAMP)
 	$(BIN)/python -m psirel.demo --out $(DEMO_DIR)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests
 
 test: lint
 	$(BIN)/python -m pytest -q
-
-bench: $(STAMP)
-	$(BIN)/psirel bench --out bench/results
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache .ruff_cache

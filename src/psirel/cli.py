@@ -32,7 +32,7 @@ LabelOpt = Annotated[str | None, typer.Option("--label", help="Label column (1 r
 def _console():
     from rich.console import Console
 
-    return Console(stderr=False)
+    return Console(soft_wrap=True)  # never re-wrap report lines when piped
 
 
 @app.command()
@@ -53,7 +53,7 @@ def synth(out_dir: Annotated[Path, typer.Argument(help="Folder for the scene's f
     if fmt not in ("gpkg", "shp", "parquet", "csv"):
         raise PsirelError(f"--format {fmt}: choose gpkg, shp, parquet or csv")
     t0 = time.perf_counter()
-    with Progress(transient=True) as bar:
+    with Progress(transient=True, console=_console(), disable=not sys.stdout.isatty()) as bar:
         task = bar.add_task("points", total=points)
         scene = generate_scene(out_dir, n_points=points, seed=seed, size_px=size_px,
                                pixel_m=pixel_m, fmt=fmt,
