@@ -11,6 +11,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 
 from psirel.models.convnext import convnext_flops
@@ -24,7 +25,9 @@ GNN_KINDS = (*KINDS, "none")
 class ModelConfig:
     """Every architecture hyper-parameter of :class:`ReliabilityModel` (stored in model.json).
 
-    ``gnn="none"`` is the pointwise-only variant (embedding → head). ``patch_px`` is the patch
+    ``gnn="none"`` is the pointwise-only variant (embedding → head). ``head_skip`` feeds the head
+    the point's own embedding beside the GNN output (``[emb, gnn(emb)]``), so the graph only has
+    to add what the neighbours know and the full model starts from the pointwise solution. ``patch_px`` is the patch
     side in pixels the model is built for (export shapes and the FLOP count; the ConvNeXt itself
     accepts any side ≥ 32).
     """
@@ -45,6 +48,7 @@ class ModelConfig:
     edge_dim: int = 5
     dropout: float = 0.1
     head_hidden: int | None = None
+    head_skip: bool = True
     patch_px: int = 80
 
     def __post_init__(self) -> None:
@@ -84,14 +88,16 @@ class ModelConfig:
 class GraphStage(nn.Module):
     """Stage 2 as one module: ``(emb [N, D], idx, mask, edge_attr) → logits [N]``."""
 
-    def __init__(self, gnn: GNNEncoder | None, head: ReliabilityHead):
+    def __init__(self, gnn: GNNEncoder | None, head: ReliabilityHead, skip: bool = False):
         super().__init__()
-        self.gnn, self.head = gnn, head
+        self.gnn, self.head, self.skip = gnn, head, skip
 
     def forward(self, emb: Tensor, idx: Tensor | None = None, mask: Tensor | None = None,
                 edge_attr: Tensor | None = None) -> Tensor:
-        h = emb if self.gnn is None else self.gnn(emb, idx, mask, edge_attr)
-        return self.head(h)
+        if self.gnn is None:
+            return self.head(emb)
+        h = self.gnn(emb, idx, mask, edge_attr)
+        return self.head(torch.cat([emb, h], dim=-1) if self.skip else h)
 
 
 class ReliabilityModel(nn.Module):
@@ -116,7 +122,7 @@ class ReliabilityModel(nn.Module):
         else:
             self.gnn = GNNEncoder(cfg.emb_dim, cfg.gnn_hidden, cfg.gnn_layers, cfg.gnn,
                                   cfg.heads, cfg.edge_dim, cfg.dropout)
-            head_in = cfg.gnn_hidden
+            head_in = cfg.gnn_hidden + (cfg.emb_dim if cfg.head_skip else 0)
         self.head = ReliabilityHead(head_in, cfg.head_hidden, cfg.dropout)
 
     def embed(self, patches: Tensor, scalars: Tensor) -> Tensor:
@@ -126,12 +132,11 @@ class ReliabilityModel(nn.Module):
     def graph_logits(self, emb: Tensor, idx: Tensor | None = None, mask: Tensor | None = None,
                      edge_attr: Tensor | None = None) -> Tensor:
         """Stage 2: embeddings ``[N, D]`` + neighbour table → logits ``[N]``."""
-        h = emb if self.gnn is None else self.gnn(emb, idx, mask, edge_attr)
-        return self.head(h)
+        return self.graph_stage()(emb, idx, mask, edge_attr)
 
     def graph_stage(self) -> GraphStage:
         """Stage 2 as a module sharing this model's weights (for ONNX export)."""
-        return GraphStage(self.gnn, self.head)
+        return GraphStage(self.gnn, self.head, self.cfg.head_skip)
 
     def forward(self, patches: Tensor, scalars: Tensor, idx: Tensor | None = None,
                 mask: Tensor | None = None, edge_attr: Tensor | None = None) -> Tensor:

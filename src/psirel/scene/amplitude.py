@@ -3,11 +3,12 @@
 Each pixel's mean backscatter σ0 (linear) comes from its land cover — bright on buildings (double
 bounce from walls and ground, with strong pixel-to-pixel texture), dark on calm water — scaled by
 the terrain: a slope facing the sensor packs more ground into a range cell and is brighter
-(``sin θ / sin θ_local``), layover sums the returns of several slopes and saturates, shadow
-returns only the noise floor. Each date's amplitude is speckled (Rayleigh: the square root of an
-exponentially distributed intensity); the stack mean of ``n_dates`` such amplitudes is drawn
-directly from a gamma distribution with the same mean and variance (Rayleigh mean √(πσ0)/2,
-variance (4 − π)σ0/4, both divided by ``n_dates`` for the variance of the mean).
+(``sin θ / sin θ_local``), layover sums the returns of the slopes imaged in the same cell (about
+twice as bright, active or passive), shadow returns only the noise floor. Each date's amplitude
+is speckled (Rayleigh: the square root of an exponentially distributed intensity); the stack
+mean of ``n_dates`` such amplitudes is drawn directly from a gamma distribution with the same
+mean and variance (Rayleigh mean √(πσ0)/2, variance (4 − π)σ0/4, both divided by ``n_dates``
+for the variance of the mean).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def backscatter(rng: np.random.Generator, lulc: np.ndarray, road: np.ndarray,
     local_inc = np.radians(incidence_deg - geometry.range_slope_deg)
     area = sin_t / np.maximum(np.abs(np.sin(local_inc)), 0.15)
     sigma0 *= np.clip(area, 0.3, 5.0)
-    sigma0[geometry.layover] = np.maximum(sigma0[geometry.layover], 1.0) * 3.0
+    sigma0[geometry.layover] *= 2.0  # the returns of the slopes imaged in the same cell add
     sigma0[geometry.shadow] = NOISE_FLOOR
     return np.maximum(sigma0, NOISE_FLOOR)
 

@@ -29,13 +29,19 @@ from scipy import ndimage
 
 from psirel.scene.deformation import STABLE, Deformation
 
-# per-point artefact flags (bit mask), counted in scene.json
+# per-point artefact flags (uint16 bit mask), counted in scene.json; "topographic_bias": the
+# topography-correlated velocity bias (topography.py) exceeds TOPO_FLAG_MM_YR;
+# "distributed_scatterer": a point whose phase follows its field's soil moisture (surface.py)
 OUTLIER, TEMPORARY, LAYOVER, SHADOW = 1, 2, 4, 8
 UNWRAP_TEMPORAL, UNWRAP_PATCH, UNWRAP_ISOLATED = 16, 32, 64
+SPURIOUS, TOPO_BIAS, DISTRIBUTED = 128, 256, 512
+TOPO_FLAG_MM_YR = 1.0
 ARTEFACTS: dict[str, int] = {
     "outlier_scatterer": OUTLIER, "temporary_scatterer": TEMPORARY, "layover": LAYOVER,
     "shadow": SHADOW, "unwrapping_temporal": UNWRAP_TEMPORAL,
-    "unwrapping_spatial_patch": UNWRAP_PATCH, "unwrapping_isolated": UNWRAP_ISOLATED}
+    "unwrapping_spatial_patch": UNWRAP_PATCH, "unwrapping_isolated": UNWRAP_ISOLATED,
+    "spurious_scatterer": SPURIOUS, "topographic_bias": TOPO_BIAS,
+    "distributed_scatterer": DISTRIBUTED}
 
 
 @dataclass
@@ -113,6 +119,18 @@ def error_ends(rng: np.random.Generator, start: np.ndarray, n_dates: int,
     kind = rng.choice(3, size=start.shape, p=np.asarray(shares) / np.sum(shares))
     length = np.where(kind == 0, 1, rng.integers(2, 7, start.shape))
     return np.where(kind == 2, n_dates, np.minimum(start + length, n_dates))
+
+
+def longest_run(wrong: np.ndarray) -> np.ndarray:
+    """Length (int64, (n,)) of the longest run of consecutive ``True`` dates in each row of the
+    (n, T) bool array ``wrong``."""
+    n, t = wrong.shape
+    best = np.zeros(n, np.int64)
+    run = np.zeros(n, np.int64)
+    for j in range(t):  # over dates (tens), vectorised over points
+        run = np.where(wrong[:, j], run + 1, 0)
+        np.maximum(best, run, out=best)
+    return best
 
 
 def cycle_errors(start: np.ndarray, end: np.ndarray, cycles: np.ndarray, n_dates: int

@@ -1,12 +1,18 @@
 """True ground motion, projected on the line of sight (LOS, positive towards the sensor).
 
-Three kinds of real deformation, on top of stable ground with a faint smooth drift:
+Four kinds of real deformation, on top of stable ground with a faint smooth drift:
 
 * subsidence bowls under about half the towns, at least one (groundwater pumping, compaction
-  of young sediments), and under a few farmland areas: vertical, Gaussian in shape, 3–25 mm/yr;
+  of young sediments), and under farmland (irrigation wells, about one per 8 km²): vertical,
+  Gaussian in shape, 3–25 mm/yr;
 * landslides on steep bare or grass slopes: a plateau of fast downslope motion (15–60 mm/yr
   along the slope) with sharp edges, elongated downhill; placed only where the slope is neither
   in layover nor in shadow and where the LOS sees at least a third of the motion;
+* slow slope creep on the steeper natural ground (grass, rock, forest over 12°): soil and
+  debris creeping downslope at 1–8 mm/yr over hillsides hundreds of metres across, where a
+  smooth random field is positive, growing with the slope. Seen in the LOS towards the sensor
+  on slopes that face it and away on the others — a velocity pattern that follows the aspect,
+  unlike the topography-correlated biases of ``topography.py``;
 * seasonal motion: soils swell and shrink with their water content (annual, 0.5–5 mm vertical,
   largest on farmland and grassland, peak in early spring); buildings expand with summer heat
   (thermal dilation, proportional to the scatterer's height, applied per point).
@@ -24,10 +30,10 @@ from scipy import ndimage
 
 from psirel.scene.fields import power_law_field
 from psirel.scene.geometry import GeometryMasks, LookGeometry
-from psirel.scene.landcover import BARE, CROPLAND, GRASSLAND, LandCover
+from psirel.scene.landcover import BARE, CROPLAND, FOREST, GRASSLAND, LandCover
 from psirel.scene.terrain import Terrain
 
-STABLE, SUBSIDENCE, LANDSLIDE = 0, 1, 2
+STABLE, SUBSIDENCE, LANDSLIDE, CREEP = 0, 1, 2, 3
 
 
 @dataclass
@@ -36,8 +42,8 @@ class Deformation:
 
     velocity_mm_yr: LOS velocity (mm/yr, + towards the sensor); seasonal_mm: LOS amplitude of
     the annual ground cycle (mm); seasonal_peak: when it peaks (fraction of the year, 0 … 1);
-    source: STABLE / SUBSIDENCE / LANDSLIDE per pixel (uint8); bowls, landslides: records (px
-    centres, sizes in m, rates in mm/yr) for the scene description.
+    source: STABLE / SUBSIDENCE / LANDSLIDE / CREEP per pixel (uint8); bowls, landslides:
+    records (px centres, sizes in m, rates in mm/yr) for the scene description.
     """
 
     velocity_mm_yr: np.ndarray
@@ -70,7 +76,7 @@ def make_deformation(rng: np.random.Generator, terrain: Terrain, cover: LandCove
                           "radius_m": r * rng.uniform(0.7, 1.4),
                           "vertical_mm_yr": -rng.uniform(4.0, 25.0)})
     farmland = np.flatnonzero(cover.lulc.ravel() == CROPLAND)
-    for _ in range(rng.poisson(area_km2 / 30.0) if farmland.size else 0):
+    for _ in range(rng.poisson(area_km2 / 8.0) if farmland.size else 0):
         row, col = divmod(int(rng.choice(farmland)), nx)
         bowls.append({"kind": "farmland", "row": float(row), "col": float(col),
                       "radius_m": rng.uniform(600.0, 1500.0),
@@ -83,6 +89,9 @@ def make_deformation(rng: np.random.Generator, terrain: Terrain, cover: LandCove
         source[w.slices][profile > 0.25] = SUBSIDENCE
         b["los_mm_yr"] = b["vertical_mm_yr"] * up
 
+    creep_los, creep_on = _creep(rng, terrain, cover, los, pixel_m)
+    velocity += creep_los
+    source[creep_on & (source == STABLE)] = CREEP
     landslides = _landslides(rng, terrain, cover, geometry, los, pixel_m, area_km2)
     for ls in landslides:
         w = _window(shape, ls["row"], ls["col"], 1.5 * ls["length_m"] / pixel_m)
@@ -105,11 +114,10 @@ def make_deformation(rng: np.random.Generator, terrain: Terrain, cover: LandCove
                        (peak % 1.0).astype(np.float32), source, bowls, landslides)
 
 
-def _landslides(rng: np.random.Generator, terrain: Terrain, cover: LandCover,
-                geometry: GeometryMasks, los: np.ndarray, pixel_m: float, area_km2: float
-                ) -> list[dict]:
-    """About one landslide per 3 km² (at least one where a site exists): steep (18–40°) bare
-    rock or grassland, away from layover and shadow, well seen by the LOS."""
+def _downslope(terrain: Terrain, los: np.ndarray, pixel_m: float
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Slope (°) and downslope azimuth (rad) smoothed over ~40 m, and the LOS sensitivity to
+    motion down that slope (LOS mm per mm along the slope, + towards the sensor)."""
     sigma = max(1.0, 40.0 / pixel_m)
     slope = ndimage.gaussian_filter(terrain.slope_deg, sigma)
     gx = ndimage.gaussian_filter(terrain.dz_dx, sigma)
@@ -117,7 +125,29 @@ def _landslides(rng: np.random.Generator, terrain: Terrain, cover: LandCover,
     down_az = np.arctan2(-gx, -gy)  # downslope = the direction the slope faces
     s = np.radians(slope)
     motion = np.stack([np.sin(down_az) * np.cos(s), np.cos(down_az) * np.cos(s), -np.sin(s)])
-    sensitivity = np.tensordot(los, motion, axes=1)
+    return slope, down_az, np.tensordot(los, motion, axes=1)
+
+
+def _creep(rng: np.random.Generator, terrain: Terrain, cover: LandCover, los: np.ndarray,
+           pixel_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Slow slope creep: LOS velocity (mm/yr) and where it creeps (bool). Downslope rate
+    ``8 · clip(field, 0, 1) · clip((slope − 12°) / 18°, 0, 1)`` mm/yr on natural ground, with
+    ``field`` a smooth random field (~600 m hillsides); creeping where the rate exceeds 1."""
+    slope, _, sensitivity = _downslope(terrain, los, pixel_m)
+    field = 0.2 + 0.8 * power_law_field(rng, slope.shape, pixel_m, beta=4.0, corner_m=600.0,
+                                        coarse=4)
+    natural = np.isin(cover.lulc, (BARE, GRASSLAND, FOREST))
+    rate = (8.0 * np.clip(field, 0.0, 1.0) * np.clip((slope - 12.0) / 18.0, 0.0, 1.0)
+            * natural)
+    return (rate * sensitivity).astype(np.float32), rate > 1.0
+
+
+def _landslides(rng: np.random.Generator, terrain: Terrain, cover: LandCover,
+                geometry: GeometryMasks, los: np.ndarray, pixel_m: float, area_km2: float
+                ) -> list[dict]:
+    """About one landslide per 3 km² (at least one where a site exists): steep (18–40°) bare
+    rock or grassland, away from layover and shadow, well seen by the LOS."""
+    slope, down_az, sensitivity = _downslope(terrain, los, pixel_m)
     bad_geometry = ndimage.binary_dilation(geometry.layover | geometry.shadow,
                                            iterations=max(1, int(30.0 / pixel_m)))
     ok = ((slope > 18.0) & (slope < 40.0) & np.isin(cover.lulc, (BARE, GRASSLAND))

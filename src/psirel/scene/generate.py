@@ -24,7 +24,7 @@ from psirel.errors import PsirelError
 from psirel.io.atomic import atomic_path, atomic_write_text
 from psirel.io.points import PointWriter
 from psirel.scene.artefacts import ARTEFACTS
-from psirel.scene.deformation import LANDSLIDE, STABLE, SUBSIDENCE
+from psirel.scene.deformation import CREEP, LANDSLIDE, STABLE, SUBSIDENCE
 from psirel.scene.labels import REASONS
 from psirel.scene.landcover import CLASS_NAMES, NODATA
 from psirel.scene.params import SceneParams, default_size_px
@@ -120,7 +120,7 @@ class _Stats:
         self.unreliable = np.zeros(256, np.int64)
         self.reasons = dict.fromkeys(REASONS, 0)
         self.artefacts = dict.fromkeys(ARTEFACTS, 0)
-        self.motion = {k: [0, 0] for k in ("stable", "subsidence", "landslide")}
+        self.motion = {k: [0, 0] for k in ("stable", "subsidence", "landslide", "creep")}
 
     def add(self, c: PointBlock) -> None:
         self.points += np.bincount(c.lulc, minlength=256)
@@ -130,7 +130,7 @@ class _Stats:
         for name, bit in ARTEFACTS.items():
             self.artefacts[name] += int(np.count_nonzero(c.artefacts & bit))
         for name, code in (("stable", STABLE), ("subsidence", SUBSIDENCE),
-                           ("landslide", LANDSLIDE)):
+                           ("landslide", LANDSLIDE), ("creep", CREEP)):
             on = c.source == code
             self.motion[name][0] += int(on.sum())
             self.motion[name][1] += int((on & (c.reliable == 0)).sum())
@@ -195,7 +195,17 @@ def describe(world: World, stats: dict, points_name: str) -> dict:
         "terrain": {"min_m": _r(dem.min(), 2), "max_m": _r(dem.max(), 2),
                     "mean_slope_deg": _r(world.terrain.slope_deg.mean(), 3),
                     "layover_fraction": _r(geometry.layover.mean()),
-                    "shadow_fraction": _r(geometry.shadow.mean())},
+                    "shadow_fraction": _r(geometry.shadow.mean()),
+                    "active_layover_fraction": _r(geometry.active_layover.mean()),
+                    "active_shadow_fraction": _r(geometry.active_shadow.mean())},
+        "topography_bias": {
+            "reference_height_m": _r(world.atmosphere.ref_height_m, 2),
+            "stratified_trend_mm_yr_per_km": _r(world.atmosphere.stratified_trend_mm_yr_per_km),
+            "height_coupling_mm_yr_per_m": _r(world.topo.coupling_mm_yr_per_m),
+            "dem_error_m": {"rms": _r(np.sqrt(np.mean(np.square(world.topo.dem_error_m,
+                                                                dtype=np.float64))), 3),
+                            "p99_abs": _r(np.percentile(np.abs(world.topo.dem_error_m), 99),
+                                          3)}},
         "land_cover": {"scheme": "ESA WorldCover", "nodata": NODATA,
                        "roads": "coded built-up (50)", "classes": classes},
         "settlements": [{"kind": s["kind"], "xy": xy(s["row"], s["col"]),

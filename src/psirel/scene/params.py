@@ -33,39 +33,60 @@ class PointModel:
     """How PS points are placed, how good they are, and what goes wrong with them.
 
     density: relative point density per land-cover class (per unit area; scaled so the scene
-    holds ``n_points``); road_density: relative density on roads; geometry_density: factor in
-    layover and shadow. scr_median: median signal-to-clutter ratio per class (phase noise
-    ≈ 1/√(2·SCR) rad), scr_spread_ln: its log-normal spread; road_scr: SCR factor on roads;
-    layover_scr: SCR factor in layover. outlier_rate: share of noise-dominated outliers
-    (SCR 0.15–0.7); temporary_rate, temporary_rate_built: share of scatterers present for part
-    of the stack. unwrap_*: isolated unwrapping-error probability = base + fast · min(|v|/40
-    mm/yr, 1) + noisy · (how far SCR is below 5); points_per_unwrap_patch: one spatial
+    holds ``n_points``); road_density: relative density on roads; layover_density,
+    shadow_density: factors in layover (bright: processors select many points there) and in
+    shadow. scr_median: median signal-to-clutter ratio per class (phase noise ≈ 1/√(2·SCR) rad),
+    scr_spread_ln: its log-normal spread; road_scr: SCR factor on roads. layover_mix: range of
+    the amplitude ratio of the second scatterer mixed into a layover point's cell;
+    layover_dz_m: range of its height difference (m). outlier_rate: share of noise-dominated
+    outliers (SCR 0.15–0.7); temporary_rate, temporary_rate_built: share of scatterers present
+    for part of the stack. spurious_rate: share of points per class that are spurious
+    scatterers (boats, floating debris, seasonal vegetation: their own smooth motion, not the
+    ground's); spurious_velocity_mm_yr, spurious_seasonal_mm: spread of their trend and largest
+    annual amplitude; spurious_scr_median: their median SCR (bright, coherent while present).
+    distributed_rate: share of points per class that are distributed scatterers whose phase
+    also follows the soil moisture of their field (``surface.py``).
+    unwrap_*: isolated unwrapping-error probability = base + fast · min(|v|/40 mm/yr, 1)
+    + noisy · (how far SCR is below 5); points_per_unwrap_patch: one spatial
     unwrapping-error patch per that many points; unwrap_patch_hit: the share of points inside
-    a patch that take its jump.
+    a patch that take its jump; unwrap_min_dates: a point is labelled for unwrapping errors when
+    its series is a cycle off on at least that many consecutive dates (a single wrong date is an
+    outlier the expert tolerates as long as the velocity holds).
     thermal_mm_per_m: amplitude of buildings' annual thermal dilation (mm per m of height).
-    noise_scr, velocity_tol_mm_yr, velocity_rel_tol: labelling thresholds (see labels.py).
+    noise_sigma_frac, velocity_tol_mm_yr, velocity_rel_tol: labelling thresholds (labels.py): a
+    point is noise-dominated when the velocity's standard error from its phase noise exceeds
+    ``noise_sigma_frac`` × the velocity tolerance.
     """
 
     density: dict[int, float] = field(default_factory=lambda: {
         BUILT_UP: 1.0, BARE: 0.55, GRASSLAND: 0.06, CROPLAND: 0.045, FOREST: 0.012,
         WATER: 0.002})
     road_density: float = 0.5
-    geometry_density: float = 0.15
+    layover_density: float = 0.8
+    shadow_density: float = 0.15
     scr_median: dict[int, float] = field(default_factory=lambda: {
         BUILT_UP: 12.0, BARE: 8.0, GRASSLAND: 4.0, CROPLAND: 3.5, FOREST: 3.0, WATER: 1.2})
     scr_spread_ln: float = 0.6
     road_scr: float = 0.6
-    layover_scr: float = 0.5
+    layover_mix: tuple[float, float] = (0.2, 0.7)
+    layover_dz_m: tuple[float, float] = (15.0, 80.0)
     outlier_rate: float = 0.05
     temporary_rate: float = 0.008
     temporary_rate_built: float = 0.03
+    spurious_rate: dict[int, float] = field(default_factory=lambda: {WATER: 0.85, FOREST: 0.3})
+    spurious_velocity_mm_yr: float = 4.0
+    spurious_seasonal_mm: float = 6.0
+    spurious_scr_median: float = 6.0
+    distributed_rate: dict[int, float] = field(default_factory=lambda: {
+        CROPLAND: 0.5, GRASSLAND: 0.35})
     unwrap_base: float = 0.01
     unwrap_fast: float = 0.06
     unwrap_noisy: float = 0.02
     points_per_unwrap_patch: float = 1200.0
     unwrap_patch_hit: float = 0.85
+    unwrap_min_dates: int = 2
     thermal_mm_per_m: float = 0.08
-    noise_scr: float = 1.2
+    noise_sigma_frac: float = 0.5
     velocity_tol_mm_yr: float = 2.0
     velocity_rel_tol: float = 0.15
 
@@ -75,7 +96,12 @@ class SceneParams:
     """Scene-level parameters. Lengths in m, angles in degrees, the wavelength in mm.
 
     origin_x_m, origin_y_m: map coordinates of the raster's top-left corner in ``crs``
-    (default: UTM 32N, in the foothills of the Alps).
+    (default: UTM 32N, in the foothills of the Alps). relief_m, base_elevation_m: see
+    ``terrain.make_terrain``; atmosphere_*: ``atmosphere.make_atmosphere`` (the stratified trend
+    is the largest drift of the height-correlated delay, mm/yr per km); dem_*,
+    height_coupling_mm_yr_per_m: ``topography.make_topo_bias`` (the processor's DEM and the
+    largest height–velocity coupling); moisture_*: ``surface.make_moisture_bias`` (field size,
+    spread of the fields' moisture trends, largest annual amplitude).
     """
 
     n_points: int = 20_000
@@ -95,6 +121,15 @@ class SceneParams:
     base_elevation_m: float = 320.0
     atmosphere_turbulence_mm: float = 0.8
     atmosphere_stratified_mm_per_km: float = 1.5
+    atmosphere_stratified_trend_mm_yr_per_km: float = 6.0
+    dem_resolution_m: float = 30.0
+    dem_error_flat_m: float = 1.5
+    dem_error_slope_m: float = 12.0
+    dem_error_corr_m: float = 200.0
+    height_coupling_mm_yr_per_m: float = 0.25
+    moisture_field_m: float = 250.0
+    moisture_velocity_mm_yr: float = 3.0
+    moisture_seasonal_mm: float = 2.5
     points: PointModel = field(default_factory=PointModel)
 
     def to_dict(self) -> dict:

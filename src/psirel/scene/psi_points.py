@@ -1,8 +1,9 @@
 """PS points: where they are, how good they are, and the series a PSI processor would export.
 
 Placement: a density per pixel from land cover (dense on buildings and rock, sparse in
-vegetation, almost none on water), brighter pixels favoured, few in layover and shadow; the
-``n_points`` are distributed over pixels with one multinomial draw and jittered inside them.
+vegetation, almost none on water), brighter pixels favoured — layover is bright, and a processor
+selects many points there — few in shadow; the ``n_points`` are distributed over pixels with one
+multinomial draw and jittered inside them.
 
 Each point's scatterer has a signal-to-clutter ratio (SCR) drawn around its class's median and
 raised by its pixel's brightness. Its phase at each date is the phase of ``1 + c`` with ``c``
@@ -13,10 +14,28 @@ their own), spatial and isolated unwrapping errors are added as whole cycles (``
 and the series is referred to the first date. Velocity and temporal coherence are then estimated
 from the exported series (``estimation.py``), and the point is labelled (``labels.py``).
 
-What goes wrong, besides noise: outliers (noise-dominated scatterers that slipped through the
-selection), temporary scatterers (present only before or after some date: a building built or
-demolished), layover (a mixture of slopes: weaker SCR) and shadow (no signal at all), and the
-unwrapping errors.
+What goes wrong, besides noise:
+
+* outliers (noise-dominated scatterers that slipped through the selection) and temporary
+  scatterers (present only before or after some date: a building built or demolished) — both
+  leave a rough series;
+* the unwrapping errors (``artefacts.py``) — steps of ``λ/2``; a spatial patch offsets a whole
+  cluster, so its velocity stands out from the surrounding points';
+* shadow: no signal at all, only clutter;
+* and, with a *smooth* series that the residual does not betray:
+  - layover: the cell also holds a second coherent scatterer from the other slope imaged at the
+    same slant range — ``Δz`` higher or lower (``Δg = Δz / tan θ`` further or nearer in ground
+    range), with its own motion and atmosphere, and a residual height ``Δz`` that the
+    height–velocity coupling turns into a trend. The point's phase is that of the phasor sum
+    (amplitude ratio ``layover_mix``): smooth, but its velocity blends the two scatterers';
+  - topography-correlated velocity bias on every point (``topography.py``): the stratified
+    atmosphere's drift (``trend · Δh`` from the reference height) and the processor's DEM error
+    times the height–velocity coupling — linear trends, large on steep relief;
+  - spurious scatterers on water and in forest (``spurious_rate``): a boat, floating debris or
+    seasonal vegetation, bright and coherent while there, whose series is its own smooth trend
+    and annual cycle, not the ground's and not its neighbours';
+  - distributed scatterers on fields (``distributed_rate``): their phase adds their field's
+    soil-moisture signal (``surface.py``), an annual cycle and a trend shared with the field.
 """
 
 from __future__ import annotations
@@ -28,10 +47,10 @@ import numpy as np
 
 from psirel.scene import artefacts as art
 from psirel.scene.amplitude import SIGMA0
-from psirel.scene.artefacts import cycle_errors, error_ends
+from psirel.scene.artefacts import TOPO_FLAG_MM_YR, cycle_errors, error_ends, longest_run
 from psirel.scene.estimation import line_fit_velocity, temporal_coherence
 from psirel.scene.fields import bilinear
-from psirel.scene.labels import expert_labels
+from psirel.scene.labels import expert_labels, velocity_noise_sigma
 from psirel.scene.landcover import BUILT_UP, FOREST
 from psirel.scene.params import PointModel
 from psirel.scene.rng import child_rng
@@ -51,16 +70,17 @@ def _class_lookup(values: dict[int, float], default: float = 0.0) -> np.ndarray:
 _AMP_REF = _class_lookup({c: np.sqrt(np.pi * s) / 2.0 for c, s in SIGMA0.items()}, 1.0)
 
 
-def density_weights(lulc: np.ndarray, road: np.ndarray, bad_geometry: np.ndarray,
-                    amplitude: np.ndarray, model: PointModel) -> np.ndarray:
+def density_weights(lulc: np.ndarray, road: np.ndarray, layover: np.ndarray,
+                    shadow: np.ndarray, amplitude: np.ndarray, model: PointModel) -> np.ndarray:
     """Relative point density per pixel (float64, unnormalised): class density, ×
-    ``road_density`` on roads, × ``geometry_density`` in layover/shadow, × (brightness relative
-    to the class's typical amplitude)^1.5 clipped to 0.2 … 5."""
+    ``road_density`` on roads, × (brightness relative to the class's typical amplitude)^1.5
+    clipped to 0.2 … 5, × ``layover_density`` in layover and ``shadow_density`` in shadow."""
     w = _class_lookup(model.density)[lulc]
     w[road] = model.road_density * model.density.get(BUILT_UP, 1.0)
     bright = np.clip((amplitude / _AMP_REF[lulc]) ** 1.5, 0.2, 5.0)
     w *= bright
-    w[bad_geometry] *= model.geometry_density
+    w[layover] *= model.layover_density
+    w[shadow] *= model.shadow_density
     return w
 
 
@@ -81,7 +101,9 @@ class PointBlock:
     Truth: true_velocity (mm/yr: line fit of the true motion), reasons (labels bit mask),
     scr (signal-to-clutter ratio), lulc (class), source (deformation kind: stable, subsidence,
     landslide), layover, shadow (bool), unwrap_cycles (int: largest |cycle error|),
-    artefacts (uint8 bit mask of ``artefacts.ARTEFACTS``).
+    artefacts (uint16 bit mask of ``artefacts.ARTEFACTS``), topo_bias (mm/yr: the
+    topography-correlated part of the velocity), moisture_bias (mm/yr: the soil-moisture trend
+    of a distributed scatterer, 0 for the others).
     """
 
     pid: np.ndarray
@@ -101,6 +123,8 @@ class PointBlock:
     shadow: np.ndarray
     unwrap_cycles: np.ndarray
     artefacts: np.ndarray
+    topo_bias: np.ndarray
+    moisture_bias: np.ndarray
 
     def __len__(self) -> int:
         return len(self.pid)
@@ -121,7 +145,7 @@ def simulate_block(world: World, block: int, block_points: int) -> PointBlock:
     site = _sites(world, rng, world.pixel_index[start:stop])
     scat = _scatterers(m, rng, site, acq.n_dates)
     truth = _true_motion(world, site, scat)
-    series, natural = _measure(world, rng, site, scat, truth)
+    series, natural, topo_bias, moisture_bias = _measure(world, rng, site, scat, truth)
     patch, isolated = _unwrapping_errors(world, rng, site, scat)
     series += (patch + isolated) * acq.ambiguity_mm
     series = (series - series[:, :1]).astype(np.float32)
@@ -131,21 +155,28 @@ def simulate_block(world: World, block: int, block_points: int) -> PointBlock:
     velocity = line_fit_velocity(series, t)
     coherence = temporal_coherence(series, t, acq.wavelength_mm)
     true_velocity = line_fit_velocity(truth, t)
-    reliable, reasons = expert_labels(velocity, true_velocity, scat.scr, scat.temporary,
-                                      site.layover | site.shadow, np.any(cycles != 0, axis=1),
-                                      m.noise_scr, m.velocity_tol_mm_yr, m.velocity_rel_tol)
+    sigma_v = velocity_noise_sigma(scat.scr, t, acq.wavelength_mm)
+    reliable, reasons = expert_labels(velocity, true_velocity, sigma_v, scat.temporary,
+                                      site.layover | site.shadow,
+                                      longest_run(cycles != 0) >= m.unwrap_min_dates,
+                                      topo_bias, scat.spurious, moisture_bias,
+                                      m.noise_sigma_frac, m.velocity_tol_mm_yr,
+                                      m.velocity_rel_tol)
     flags = (art.OUTLIER * scat.outlier + art.TEMPORARY * scat.temporary
              + art.LAYOVER * site.layover + art.SHADOW * site.shadow
              + art.UNWRAP_TEMPORAL * np.any(natural != 0, axis=1)
              + art.UNWRAP_PATCH * np.any(patch != 0, axis=1)
-             + art.UNWRAP_ISOLATED * np.any(isolated != 0, axis=1)).astype(np.uint8)
+             + art.UNWRAP_ISOLATED * np.any(isolated != 0, axis=1)
+             + art.SPURIOUS * scat.spurious + art.DISTRIBUTED * scat.distributed
+             + art.TOPO_BIAS * (np.abs(topo_bias) > TOPO_FLAG_MM_YR)).astype(np.uint16)
     return PointBlock(
         pid=np.arange(start, stop, dtype=np.int64), x=site.x, y=site.y,
         velocity=velocity.astype(np.float32), coherence=coherence.astype(np.float32),
         height=scat.height.astype(np.float32), reliable=reliable, series=series,
         true_velocity=true_velocity, reasons=reasons, scr=scat.scr, lulc=site.lulc,
         source=world.deformation.source[site.row, site.col], layover=site.layover,
-        shadow=site.shadow, unwrap_cycles=np.abs(cycles).max(axis=1), artefacts=flags)
+        shadow=site.shadow, unwrap_cycles=np.abs(cycles).max(axis=1), artefacts=flags,
+        topo_bias=topo_bias, moisture_bias=moisture_bias)
 
 
 @dataclass
@@ -189,7 +220,11 @@ def _sites(world: World, rng: np.random.Generator, pixel: np.ndarray) -> _Site:
 @dataclass
 class _Scatterers:
     """The scatterers: height above ground and absolute height (m), signal-to-clutter ratio,
-    outlier and temporary flags, and ``absent`` (n, T): dates a temporary scatterer is missing."""
+    outlier and temporary flags, ``absent`` (n, T): dates a temporary scatterer is missing;
+    ``mix`` (amplitude ratio of a layover cell's second scatterer, 0 outside layover) and
+    ``mix_dz`` (its height difference, m), ``mix_psi`` (phase offset between the two, rad);
+    ``spurious`` (bool) with its own motion: ``own_v`` (mm/yr), ``own_amp`` (mm), ``own_peak``
+    (fraction of the year); ``distributed`` (bool): its phase follows its field's moisture."""
 
     above_m: np.ndarray
     height: np.ndarray
@@ -198,14 +233,24 @@ class _Scatterers:
     outlier: np.ndarray
     temporary: np.ndarray
     absent: np.ndarray
+    mix: np.ndarray
+    mix_dz: np.ndarray
+    mix_psi: np.ndarray
+    spurious: np.ndarray
+    own_v: np.ndarray
+    own_amp: np.ndarray
+    own_peak: np.ndarray
+    distributed: np.ndarray
 
 
 def _scatterers(m: PointModel, rng: np.random.Generator, site: _Site, n_dates: int
                 ) -> _Scatterers:
     """Draw each point's scatterer. Heights: on buildings anywhere up to their roofs, in forest
     up to 3 m (rocks, poles, trunks), elsewhere up to 1.5 m. SCR: log-normal around the
-    class median, × the pixel's brightness relative to its class (0.3 … 4), weaker on roads
-    and in layover, pure clutter in shadow and for outliers."""
+    class median, × the pixel's brightness relative to its class (0.3 … 4), weaker on roads,
+    pure clutter in shadow and for outliers; spurious scatterers are bright (log-normal around
+    ``spurious_scr_median``). In layover a second scatterer shares the cell (``layover_mix``,
+    ``layover_dz_m``)."""
     n = site.row.size
     lulc = site.lulc
     building = (lulc == BUILT_UP) & ~site.road
@@ -215,7 +260,8 @@ def _scatterers(m: PointModel, rng: np.random.Generator, site: _Site, n_dates: i
            * np.exp(m.scr_spread_ln * rng.standard_normal(n))
            * np.clip(site.amplitude / _AMP_REF[lulc], 0.3, 4.0))
     scr[site.road] *= m.road_scr
-    scr[site.layover] *= m.layover_scr
+    spurious = rng.random(n) < _class_lookup(m.spurious_rate)[lulc]
+    scr = np.where(spurious, m.spurious_scr_median * np.exp(0.5 * rng.standard_normal(n)), scr)
     scr = np.where(site.shadow, rng.uniform(0.1, 0.6, n), scr)
     outlier = rng.random(n) < m.outlier_rate
     scr = np.where(outlier, rng.uniform(0.15, 0.7, n), scr)
@@ -226,7 +272,16 @@ def _scatterers(m: PointModel, rng: np.random.Generator, site: _Site, n_dates: i
     idx = np.arange(n_dates)[None, :]
     absent = temporary[:, None] & np.where(appears[:, None], idx < change[:, None],
                                            idx >= change[:, None])
-    return _Scatterers(above, site.dem_m + above, building, scr, outlier, temporary, absent)
+    mix = np.where(site.layover, rng.uniform(*m.layover_mix, n), 0.0)
+    mix_dz = rng.uniform(*m.layover_dz_m, n) * rng.choice(np.array([-1.0, 1.0]), n)
+    mix_psi = rng.uniform(0.0, 2 * np.pi, n)
+    own_v = m.spurious_velocity_mm_yr * rng.standard_normal(n)
+    own_amp = m.spurious_seasonal_mm * rng.uniform(0.2, 1.0, n)
+    own_peak = rng.random(n)
+    distributed = ((rng.random(n) < _class_lookup(m.distributed_rate)[lulc]) & ~site.road
+                   & ~spurious)
+    return _Scatterers(above, site.dem_m + above, building, scr, outlier, temporary, absent,
+                       mix, mix_dz, mix_psi, spurious, own_v, own_amp, own_peak, distributed)
 
 
 def _true_motion(world: World, site: _Site, scat: _Scatterers) -> np.ndarray:
@@ -246,26 +301,60 @@ def _true_motion(world: World, site: _Site, scat: _Scatterers) -> np.ndarray:
 
 
 def _measure(world: World, rng: np.random.Generator, site: _Site, scat: _Scatterers,
-             truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The processor's unwrapped series (n, T) in mm (not yet referred to the first date) and
-    the whole cycles (n, T) its temporal unwrapping got wrong (relative to the first date).
+             truth: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The processor's unwrapped series (n, T) in mm (not yet referred to the first date), the
+    whole cycles (n, T) its temporal unwrapping got wrong (relative to the first date), the
+    topography-correlated velocity bias (n,) and the moisture trend (n,), both in mm/yr.
 
-    Phase = 4π/λ · (true motion + residual atmosphere) + the phase of (1 + c), c the clutter
-    (circular Gaussian, variance 1/SCR; c alone on dates a temporary scatterer is absent). The
-    wrapped phase is unwrapped in time: a step beyond half a cycle is taken the short way."""
-    acq = world.acquisition
+    Phase = 4π/λ · (motion + residual atmosphere + topographic bias · t + soil moisture) + the
+    phase of (1 + c), c the clutter (circular Gaussian, variance 1/SCR; c alone on dates a
+    temporary scatterer is absent). The motion is the ground's, or a spurious scatterer's own;
+    the moisture term only for distributed scatterers; in layover the first term is the phase
+    of the sum with the second scatterer's phasor. The wrapped phase is unwrapped in time: a
+    step beyond half a cycle is taken the short way."""
+    acq, p = world.acquisition, world.params
     n, n_dates = truth.shape
+    years, doy = acq.years[None, :], acq.day_of_year[None, :]
     atmo = world.atmosphere.delay_mm(site.row_f, site.col_f, scat.height)
+    topo_bias = (world.atmosphere.velocity_bias_mm_yr(scat.height)
+                 + world.topo.velocity_bias_mm_yr(site.row, site.col))
+    own = (scat.own_v[:, None] * years
+           + scat.own_amp[:, None] * np.cos(2 * np.pi * (doy - scat.own_peak[:, None])))
+    motion = np.where(scat.spurious[:, None], own - own[:, :1], truth)
+    wet = np.flatnonzero(scat.distributed)
+    moisture_bias = np.zeros(n)
+    if wet.size:
+        motion[wet] += world.moisture.series_mm(site.row[wet], site.col[wet], acq.years,
+                                                acq.day_of_year)
+        moisture_bias[wet] = world.moisture.velocity_bias_mm_yr(site.row[wet], site.col[wet])
+    k = acq.rad_per_mm
+    phase = k * (motion + atmo + world.topo.velocity_bias_mm_yr(site.row, site.col)[:, None]
+                 * years)
+    mixed = np.flatnonzero(scat.mix > 0)
+    if mixed.size:  # layover: the phasor sum with the second scatterer of the cell
+        look = np.radians(acq.look.look_azimuth_deg)
+        dz = scat.mix_dz[mixed]
+        dg_px = dz / np.tan(np.radians(acq.look.incidence_deg)) / p.pixel_m
+        row2 = np.clip(site.row_f[mixed] - dg_px * np.cos(look), 0.0, world.shape[0] - 1e-6)
+        col2 = np.clip(site.col_f[mixed] + dg_px * np.sin(look), 0.0, world.shape[1] - 1e-6)
+        # its own ground motion, the cell's DEM-error bias, and its height offset Δz coupled
+        v2 = (bilinear(world.deformation.velocity_mm_yr, row2 - 0.5, col2 - 0.5)
+              + world.topo.velocity_bias_mm_yr(site.row[mixed], site.col[mixed])
+              + world.topo.coupling_mm_yr_per_m * dz)
+        ground = truth[mixed] - site.velocity_mm_yr[mixed, None] * years  # the seasonal part
+        second = (v2[:, None] * years + ground
+                  + world.atmosphere.delay_mm(row2, col2, scat.height[mixed] + dz))
+        diff = k * second - phase[mixed] + scat.mix_psi[mixed, None]
+        rho = scat.mix[mixed, None]
+        phase[mixed] += np.arctan2(rho * np.sin(diff), 1.0 + rho * np.cos(diff))
     sd = np.sqrt(0.5 / scat.scr)[:, None]
     c_re = rng.standard_normal((n, n_dates)) * sd
     c_im = rng.standard_normal((n, n_dates)) * sd
-    noise_phase = np.arctan2(c_im, c_re + ~scat.absent)
-    k = acq.rad_per_mm
-    phase = k * (truth + atmo) + noise_phase
+    phase += np.arctan2(c_im, c_re + ~scat.absent)
     unwrapped = np.unwrap((phase + np.pi) % (2 * np.pi) - np.pi, axis=1)
     slip = unwrapped - phase  # a multiple of 2π on every date
     natural = np.rint((slip - slip[:, :1]) / (2 * np.pi)).astype(np.int64)
-    return unwrapped / k, natural
+    return unwrapped / k, natural, topo_bias, moisture_bias
 
 
 def _unwrapping_errors(world: World, rng: np.random.Generator, site: _Site,

@@ -2,7 +2,8 @@
 
 ``build_world`` draws each component from its own random stream (see ``rng.py``) in a fixed
 order: terrain → look geometry → land cover → amplitude → deformation → atmosphere →
-unwrapping-error patches → point positions (pixels). Points themselves are simulated later,
+topographic bias (the processor's DEM error) → soil-moisture fields → unwrapping-error patches
+→ point positions (pixels). Points themselves are simulated later,
 block by block (``psi_points.simulate_block``), so that memory stays bounded.
 """
 
@@ -23,7 +24,9 @@ from psirel.scene.landcover import LandCover, make_landcover
 from psirel.scene.params import SceneParams, point_margin_px
 from psirel.scene.psi_points import density_weights, place_points
 from psirel.scene.rng import child_rng
+from psirel.scene.surface import MoistureBias, make_moisture_bias
 from psirel.scene.terrain import Terrain, make_terrain
+from psirel.scene.topography import TopoBias, make_topo_bias
 
 BLOCK_POINTS = 4096  # points per random stream: results do not depend on the writing chunk size
 
@@ -43,6 +46,8 @@ class World:
     amplitude: np.ndarray
     deformation: Deformation
     atmosphere: Atmosphere
+    topo: TopoBias
+    moisture: MoistureBias
     unwrap: UnwrapPatches
     pixel_index: np.ndarray
 
@@ -68,7 +73,7 @@ def build_world(params: SceneParams) -> World:
     acq = Acquisition(p.start_date, p.revisit_days, p.n_dates, p.wavelength_mm, look)
     terrain = make_terrain(child_rng(seed, "terrain"), shape, p.pixel_m, p.relief_m,
                            p.base_elevation_m)
-    geometry = look_masks(terrain.dz_dx, terrain.dz_dy, look)
+    geometry = look_masks(terrain.dz_dx, terrain.dz_dy, look, terrain.dem_m, p.pixel_m)
     cover = make_landcover(child_rng(seed, "landcover"), terrain, p.pixel_m)
     rng = child_rng(seed, "amplitude")
     sigma0 = backscatter(rng, cover.lulc, cover.road, geometry, p.incidence_deg, p.pixel_m)
@@ -80,8 +85,16 @@ def build_world(params: SceneParams) -> World:
     ref_h = float(terrain.dem_m[int(ref_row), int(ref_col)])
     atmosphere = make_atmosphere(child_rng(seed, "atmosphere"), shape, p.pixel_m,
                                  acq.day_of_year, ref_row, ref_col, ref_h,
-                                 p.atmosphere_turbulence_mm, p.atmosphere_stratified_mm_per_km)
-    weights = density_weights(cover.lulc, cover.road, geometry.layover | geometry.shadow,
+                                 p.atmosphere_turbulence_mm, p.atmosphere_stratified_mm_per_km,
+                                 years=acq.years,
+                                 stratified_trend_mm_yr_per_km=p.atmosphere_stratified_trend_mm_yr_per_km)
+    topo = make_topo_bias(child_rng(seed, "topography"), terrain, p.pixel_m,
+                          p.height_coupling_mm_yr_per_m, p.dem_resolution_m,
+                          p.dem_error_flat_m, p.dem_error_slope_m, p.dem_error_corr_m)
+    moisture = make_moisture_bias(child_rng(seed, "moisture"), shape, p.pixel_m,
+                                  p.moisture_field_m, p.moisture_velocity_mm_yr,
+                                  p.moisture_seasonal_mm)
+    weights = density_weights(cover.lulc, cover.road, geometry.layover, geometry.shadow,
                               amplitude, p.points)
     m = point_margin_px(p.size_px)
     edge = np.ones(shape, bool)
@@ -92,5 +105,5 @@ def build_world(params: SceneParams) -> World:
     unwrap = make_unwrap_patches(child_rng(seed, "unwrap_patches"), deformation, points_per_px,
                                  p.pixel_m, p.n_dates, p.points.points_per_unwrap_patch)
     pixel_index = place_points(child_rng(seed, "placement"), points_per_px, p.n_points)
-    return World(p, acq, terrain, geometry, cover, amplitude, deformation, atmosphere, unwrap,
-                 pixel_index)
+    return World(p, acq, terrain, geometry, cover, amplitude, deformation, atmosphere, topo,
+                 moisture, unwrap, pixel_index)

@@ -139,7 +139,11 @@ def train(points: Path, dem: Path, lulc: Path, amplitude: Path, out: Path, *,
                      "baselines/training_features.npz"):
             register_artifact(meta, out, name)
         save_card(out, meta)
-        return meta
+        # ONNX export (psirel.export.onnx): pointwise.onnx, gnn.onnx, pointwise_only.onnx, checked
+        # against torch on real training patches; a parity failure fails the training run.
+        from psirel.export.onnx import export_model, sample_from_graph_data
+
+        return export_model(out, sample=sample_from_graph_data(data, hops=settings.layers))
     finally:
         inputs.stack.close()
         shutil.rmtree(cache_dir, ignore_errors=True)
