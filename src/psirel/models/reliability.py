@@ -27,9 +27,9 @@ class ModelConfig:
 
     ``gnn="none"`` is the pointwise-only variant (embedding → head). ``head_skip`` feeds the head
     the point's own embedding beside the GNN output (``[emb, gnn(emb)]``), so the graph only has
-    to add what the neighbours know and the full model starts from the pointwise solution. ``patch_px`` is the patch
-    side in pixels the model is built for (export shapes and the FLOP count; the ConvNeXt itself
-    accepts any side ≥ 32).
+    to add what the neighbours know and the full model starts from the pointwise solution.
+    ``patch_px`` is the patch side in pixels the model is built for (export shapes and the FLOP
+    count; the ConvNeXt itself accepts any side ≥ 32).
     """
 
     n_lulc: int
