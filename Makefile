@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/python -m psirel.demo --out $(DEMO_DIR)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests bench
 
 test: lint
 	$(BIN)/python -m pytest -q

@@ -1,0 +1,75 @@
+"""Train all three GNN types on a 20k-point scene (seed 11), evaluate on another (seed 12).
+
+Reproduces the README's results table:
+
+    .venv/bin/python bench/gnn_table.py --out bench/results/gnn_table
+
+Writes ``OUT/table.md`` and ``OUT/table.json`` (metrics, training seconds, s/epoch, nodes per
+seed for each GNN type). About 25-35 minutes on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from psirel.cli import main as cli
+from psirel.report.markdown import metrics_table
+
+
+def scene_args(d: Path) -> list[str]:
+    return ["--points", str(d / "points.gpkg"), "--dem", str(d / "dem.tif"),
+            "--lulc", str(d / "lulc.tif"), "--amplitude", str(d / "amplitude.tif")]
+
+
+def run(argv: list[str]) -> None:
+    if cli(argv):
+        raise SystemExit(f"failed: psirel {' '.join(argv)}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--out", type=Path, default=Path("bench/results/gnn_table"))
+    ap.add_argument("--points", type=int, default=20_000)
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--gnn", nargs="+", default=["unimp", "gatv2", "gen"])
+    args = ap.parse_args()
+    out: Path = args.out
+    train_s, test_s = out / "scene_11", out / "scene_12"
+    for d, seed in ((train_s, 11), (test_s, 12)):
+        if not (d / "scene.json").exists():
+            run(["synth", str(d), "--points", str(args.points), "--seed", str(seed)])
+    results, rows = {}, []
+    for gnn in args.gnn:
+        model = out / f"model_{gnn}"
+        t0 = time.perf_counter()
+        run(["train", *scene_args(train_s), "--out", str(model), "--gnn", gnn,
+             "--epochs", str(args.epochs), "--seed", "0"])
+        seconds = time.perf_counter() - t0
+        run(["evaluate", "--model", str(model), *scene_args(test_s), "--out",
+             str(out / f"report_{gnn}")])
+        metrics = json.loads((out / f"report_{gnn}" / "metrics.json").read_text())
+        meta = json.loads((model / "model.json").read_text())["training"]
+        results[gnn] = {"metrics": metrics, "train_seconds": seconds,
+                        "seconds_per_epoch": meta["seconds_per_epoch"],
+                        "nodes_per_seed": meta["nodes_per_seed"], "best_epoch": meta["best_epoch"]}
+        rows.append((gnn, metrics))
+    # one table: each GNN's model row, then the baselines (identical across runs) once
+    table = {f"model ({g})": m["model"] for g, m in rows}
+    table["baselines"] = rows[0][1]["baselines"]
+    md = metrics_table(table)
+    md += "\n\n| GNN | training (s) | s/epoch | nodes encoded per seed | best epoch |\n"
+    md += "|:--|--:|--:|--:|--:|\n"
+    for g, r in results.items():
+        md += (f"| {g} | {r['train_seconds']:.0f} | {r['seconds_per_epoch']:.1f} | "
+               f"{r['nodes_per_seed']:.2f} | {r['best_epoch']} |\n")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table.md").write_text(md)
+    (out / "table.json").write_text(json.dumps(results, indent=2))
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
