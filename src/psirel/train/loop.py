@@ -137,6 +137,9 @@ def fit(model: ReliabilityModel, data: GraphData, train_mask: np.ndarray, val_ma
         on_step: Callable[[int, int, float], None] | None = None) -> FitResult:
     """Train ``model`` with AdamW + one-cycle schedule, class-balanced BCE and early stopping on
     the validation average precision of the unreliable class."""
+    # Same seed, same weights: scatter-style backward passes (gathers over the neighbour table,
+    # the LULC embedding) otherwise sum in thread order on CPU.
+    torch.use_deterministic_algorithms(True, warn_only=True)
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     device = settings.device

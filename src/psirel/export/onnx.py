@@ -1,0 +1,287 @@
+"""ONNX export of a model directory, checked against PyTorch before anything is written.
+
+Three graphs, all traced with ``torch.onnx.export(dynamo=False, opset_version=17)``:
+
+* ``pointwise.onnx``: ``patches [B, 4, P, P] f32, scalars [B, S] f32 → emb [B, D]`` (stage 1);
+* ``gnn.onnx``: ``emb [N, D] f32, idx [N, K] i64, mask [N, K] bool, edge_attr [N, K, E] f32
+  → reliability [N]`` = sigmoid(logit) (stage 2);
+* ``pointwise_only.onnx``: ``patches, scalars → reliability [B]``, the variant without graph, so
+  that evaluation can compare it torch-free.
+
+B, N and K are dynamic. Each graph is traced on a tiny input and checked on another, larger one
+(real training patches when :func:`sample_from_graph_data` provides them, else a random but
+realistic sample), under the session options inference uses. The largest probability difference
+per file goes into ``model.json`` under ``"onnx"``; beyond ``1e-4`` the export fails with a
+:class:`~psirel.errors.ModelError` and the model directory is left as it was (files are written
+to a temporary folder and moved in only after every check passed).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from psirel.errors import ModelError
+from psirel.features.patches import spatial_order
+from psirel.graph.knn import EdgeScale, edge_features, knn_table
+from psirel.graph.sampling import full_neighbourhood
+from psirel.infer.backends import GNN_ONNX, PW_ONLY_ONNX, PW_ONNX, open_session
+from psirel.model_dir import load_card, register_artifact, save_card, sha256_file
+from psirel.models.reliability import ReliabilityModel
+from psirel.train.checkpoint import load_model
+
+OPSET = 17
+PARITY_TOL = 1e-4  # max |P_onnx - P_torch| accepted, probability units
+ONNX_FILES = (PW_ONNX, GNN_ONNX, PW_ONLY_ONNX)
+GRAPH_INPUTS = ("emb", "idx", "mask", "edge_attr")
+
+
+@dataclass
+class ExportSample:
+    """Inputs for the parity check: M points' model inputs and their subgraph (local indices)."""
+
+    patches: np.ndarray    # [M, 4, P, P] float32, normalised
+    scalars: np.ndarray    # [M, S] float32, standardised
+    idx: np.ndarray        # [M, K] int64
+    mask: np.ndarray       # [M, K] bool
+    edge_attr: np.ndarray  # [M, K, E] float32
+    source: str            # how it was made, recorded in model.json
+
+
+def sample_from_graph_data(data, n_seeds: int = 16, hops: int = 2) -> ExportSample:
+    """Real inputs from training data (a :class:`psirel.train.loop.GraphData`): the full
+    ``hops``-hop neighbourhood of ``n_seeds`` consecutive points in spatial order, taken from
+    the middle of the cloud so that patches and neighbourhoods are typical, not edge cases."""
+    n = len(data.x_m)
+    order = spatial_order(data.x_m, data.y_m)
+    start = max((n - n_seeds) // 2, 0)
+    seeds = np.sort(order[start:start + n_seeds])
+    sub = full_neighbourhood((data.idx, data.mask), seeds, hops)
+    nodes = sub.nodes
+    ea = edge_features(data.x_m[nodes], data.y_m[nodes], data.height_m[nodes],
+                       data.velocity_mm_yr[nodes], sub.idx, sub.mask, data.edge_scale)
+    return ExportSample(patches=np.asarray(data.patches[nodes], dtype=np.float32),
+                        scalars=np.asarray(data.scalars[nodes], dtype=np.float32),
+                        idx=sub.idx.astype(np.int64), mask=sub.mask, edge_attr=ea,
+                        source=f"training points ({len(seeds)} seeds, {len(nodes)} nodes)")
+
+
+def random_sample(meta: dict, n: int = 32, seed: int = 0) -> ExportSample:
+    """Random but realistic inputs for a model card's ``meta``: standardised channels ~N(0, 1),
+    land-cover indices from the model's vocabulary, a validity channel with some patches cut by
+    a raster edge, and a kNN graph of ``n`` points scattered over 200 m × 200 m (so with the
+    card's k and r_max most rows are full and some are not)."""
+    rng = np.random.default_rng(seed)
+    cfg, feats = meta["config"], meta["features"]
+    p, s = int(cfg["patch_px"]), int(cfg["n_scalars"])
+    patches = rng.standard_normal((n, 4, p, p)).astype(np.float32)
+    patches[:, 1] = rng.integers(0, int(cfg["n_lulc"]), (n, p, p))
+    patches[:, 3] = 1.0
+    cut = rng.random(n) < 0.25          # a quarter of the patches run off a raster edge
+    cols = rng.integers(p // 4, p // 2, n)
+    for i in np.flatnonzero(cut):
+        patches[i, :, :, :cols[i]] = 0.0
+    scalars = rng.standard_normal((n, s)).astype(np.float32)
+    x, y = rng.uniform(0, 200, n), rng.uniform(0, 200, n)
+    table = knn_table(x, y, k=int(feats["k"]), r_max_m=float(feats["r_max_m"]))
+    scale = EdgeScale.from_json(meta["edge_scale"]) if "edge_scale" in meta else None
+    ea = edge_features(x, y, rng.normal(0, 10, n), rng.normal(0, 3, n), table.idx, table.mask,
+                       scale)
+    return ExportSample(patches, scalars, table.idx, table.mask, ea,
+                        source=f"random ({n} points, seed {seed})")
+
+
+# ---------------------------------------------------------------------------- wrappers
+class _Pointwise(nn.Module):
+    def __init__(self, model: ReliabilityModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, patches: Tensor, scalars: Tensor) -> Tensor:
+        return self.model.embed(patches, scalars)
+
+
+class _Graph(nn.Module):
+    def __init__(self, model: ReliabilityModel):
+        super().__init__()
+        self.stage = model.graph_stage()
+
+    def forward(self, emb: Tensor, idx: Tensor, mask: Tensor, edge_attr: Tensor) -> Tensor:
+        return torch.sigmoid(self.stage(emb, idx, mask, edge_attr))
+
+
+class _GraphNone(nn.Module):
+    """Stage 2 of a model without graph (``gnn="none"``): the head on the embedding alone."""
+
+    def __init__(self, model: ReliabilityModel):
+        super().__init__()
+        self.stage = model.graph_stage()
+
+    def forward(self, emb: Tensor) -> Tensor:
+        return torch.sigmoid(self.stage(emb))
+
+
+class _PointwiseOnly(nn.Module):
+    def __init__(self, model: ReliabilityModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, patches: Tensor, scalars: Tensor) -> Tensor:
+        return torch.sigmoid(self.model(patches, scalars))
+
+
+def _export(module: nn.Module, args: tuple, names: list[str], output: str, dynamic: dict,
+            path: Path) -> None:
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), args, str(path), dynamo=False, opset_version=OPSET,
+                          input_names=names, output_names=[output], dynamic_axes=dynamic,
+                          do_constant_folding=True)
+
+
+def _ort_run(session, feed: dict[str, np.ndarray]) -> np.ndarray:
+    """One ORT call (a seam for tests that need a failing parity)."""
+    return session.run(None, feed)[0]
+
+
+def _trace_table(k: int, edge_dim: int, n: int = 7, seed: int = 0):
+    """A tiny random neighbour table to trace stage 2 with (other N and K than the check's)."""
+    g = torch.Generator().manual_seed(seed)
+    kk = max(min(k, n - 1) - 1, 1)
+    idx = torch.randint(0, n, (n, kk), generator=g)
+    mask = torch.rand(n, kk, generator=g) > 0.3
+    return idx, mask, torch.randn(n, kk, edge_dim, generator=g)
+
+
+# ---------------------------------------------------------------------------- export
+def export_model(model_dir: Path | str, *, sample: ExportSample | None = None,
+                 tol: float = PARITY_TOL) -> dict:
+    """Export ``pointwise.onnx``, ``gnn.onnx`` and ``pointwise_only.onnx`` into ``model_dir``
+    (the last only when the directory has ``pointwise_only.safetensors``).
+
+    Args:
+        model_dir: a model directory with ``weights.safetensors`` and
+            ``pointwise_only.safetensors`` (the weights' hashes are checked; existing ONNX files
+            are replaced, so a damaged export can be redone).
+        sample: inputs for the parity check; default :func:`random_sample`.
+        tol: largest accepted ``|P_onnx - P_torch|`` (probability) for every file.
+
+    Returns:
+        The updated ``model.json`` content (``meta["onnx"]`` holds opset, parity and versions).
+
+    Raises:
+        ModelError: a parity above ``tol``, or an export ORT cannot load; nothing is written.
+    """
+    import onnx
+    import onnxruntime
+
+    model_dir = Path(model_dir)
+    card = load_card(model_dir, verify=False)
+    for name, info in card.meta["artifacts"].items():  # all but the files about to be replaced
+        if name not in ONNX_FILES and sha256_file(model_dir / name) != info.get("sha256"):
+            raise ModelError(model_dir / name, "SHA-256 does not match model.json (file corrupt "
+                                               "or replaced)")
+    model = load_model(card)
+    # model directories without the graph-free variant still get the two stages
+    pw_only = load_model(card, "pointwise_only") if card.has("pointwise_only.safetensors") \
+        else None
+    files = ONNX_FILES if pw_only is not None else (PW_ONNX, GNN_ONNX)
+    sample = sample if sample is not None else random_sample(card.meta)
+    cfg = model.cfg
+    p = cfg.patch_px
+
+    tmp = Path(tempfile.mkdtemp(prefix=".onnx-export-", dir=model_dir))
+    try:
+        pw_args = (torch.randn(2, 4, p, p), torch.randn(2, cfg.n_scalars))
+        batch = {"patches": {0: "batch"}, "scalars": {0: "batch"}}
+        _export(_Pointwise(model), pw_args, ["patches", "scalars"], "emb",
+                {**batch, "emb": {0: "batch"}}, tmp / PW_ONNX)
+        if pw_only is not None:
+            _export(_PointwiseOnly(pw_only), pw_args, ["patches", "scalars"], "reliability",
+                    {**batch, "reliability": {0: "batch"}}, tmp / PW_ONLY_ONNX)
+        emb_trace = torch.randn(7, cfg.emb_dim)
+        if model.gnn is None:
+            _export(_GraphNone(model), (emb_trace,), ["emb"], "reliability",
+                    {"emb": {0: "n"}, "reliability": {0: "n"}}, tmp / GNN_ONNX)
+        else:
+            nk = {0: "n", 1: "k"}
+            _export(_Graph(model), (emb_trace, *_trace_table(len(sample.idx[0]), cfg.edge_dim)),
+                    list(GRAPH_INPUTS), "reliability",
+                    {"emb": {0: "n"}, "idx": nk, "mask": nk, "edge_attr": nk,
+                     "reliability": {0: "n"}}, tmp / GNN_ONNX)
+        parity = _parity(model, pw_only, sample, tmp)
+        worst = max(parity["parity_max_abs_prob"].items(), key=lambda kv: kv[1])
+        if not worst[1] <= tol:  # NaN fails too
+            raise ModelError(model_dir / worst[0] if worst[0] in ONNX_FILES else model_dir,
+                             f"ONNX export differs from PyTorch by {worst[1]:.2e} in probability"
+                             f" (tolerance {tol:.0e}); nothing was written")
+        for name in files:
+            os.replace(tmp / name, model_dir / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    meta = card.meta
+    io = {PW_ONNX: (["patches", "scalars"], ["emb"]),
+          GNN_ONNX: (["emb"] if model.gnn is None else list(GRAPH_INPUTS), ["reliability"]),
+          PW_ONLY_ONNX: (["patches", "scalars"], ["reliability"])}
+    for name in files:
+        register_artifact(meta, model_dir, name, inputs=io[name][0], outputs=io[name][1])
+    meta["onnx"] = {"opset": OPSET, **parity, "tolerance": tol, "sample": sample.source,
+                    "exported_with": torch.__version__,
+                    "versions": {"torch": torch.__version__, "onnx": onnx.__version__,
+                                 "onnxruntime": onnxruntime.__version__}}
+    save_card(model_dir, meta)
+    return meta
+
+
+@torch.no_grad()
+def _parity(model: ReliabilityModel, pw_only: ReliabilityModel | None, s: ExportSample,
+            folder: Path) -> dict:
+    """Largest probability differences ORT vs torch on the sample, per file and end to end.
+
+    ``pointwise.onnx`` is judged by what its embedding error does to the probability (torch's
+    stage 2 on ORT's embeddings); its raw embedding error is recorded beside.
+    """
+    pt, st = torch.from_numpy(s.patches), torch.from_numpy(s.scalars)
+    graph = (torch.from_numpy(s.idx), torch.from_numpy(s.mask), torch.from_numpy(s.edge_attr))
+    emb_t = model.embed(pt, st)
+    prob_t = torch.sigmoid(model.graph_logits(emb_t, *graph)).numpy()
+
+    pw = open_session(folder / PW_ONNX)
+    emb_o = _ort_run(pw, {"patches": s.patches, "scalars": s.scalars})
+    prob_pw = torch.sigmoid(model.graph_logits(torch.from_numpy(emb_o), *graph)).numpy()
+
+    gnn = open_session(folder / GNN_ONNX)
+    names = {i.name for i in gnn.get_inputs()}
+
+    def run_gnn(emb: np.ndarray) -> np.ndarray:
+        feed = dict(zip(GRAPH_INPUTS, (emb, s.idx, s.mask, s.edge_attr), strict=True))
+        return _ort_run(gnn, {k: v for k, v in feed.items() if k in names})
+
+    prob_gnn = run_gnn(emb_t.numpy())
+    prob_e2e = run_gnn(emb_o)
+
+    def diff(a, b) -> float:
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        if a.shape != b.shape:
+            return float("inf")
+        return float(np.max(np.abs(a - b))) if a.size else 0.0
+
+    probs = {PW_ONNX: diff(prob_pw, prob_t), GNN_ONNX: diff(prob_gnn, prob_t),
+             "end_to_end": diff(prob_e2e, prob_t)}
+    if pw_only is not None:
+        only = open_session(folder / PW_ONLY_ONNX)
+        prob_only_o = _ort_run(only, {"patches": s.patches, "scalars": s.scalars})
+        probs[PW_ONLY_ONNX] = diff(prob_only_o, torch.sigmoid(pw_only(pt, st)).numpy())
+    return {"parity_max_abs_prob": probs,
+            "parity_max_abs_emb": diff(emb_o, emb_t.numpy()),
+            "parity_points": int(len(s.patches))}
+

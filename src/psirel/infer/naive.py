@@ -1,0 +1,81 @@
+"""The naive reference: the whole network on every target batch's full L-hop neighbourhood.
+
+This is the plain application of the trained network with the sampling used in training (here
+with every neighbour, so it is exact): for each batch of target points, take their L-hop
+neighbourhood, extract the patches of *every* node of it, run the PW encoder on all of them and
+the GNN on the subgraph, and keep the targets' outputs. Nodes shared by the neighbourhoods of
+several batches are extracted and encoded again each time: that recomputation (``nodes_per_seed``
+encodings per point instead of one) is what the two-stage pipeline saves. Its output equals the
+two-stage output to float rounding; it keeps nothing on disk and does not resume.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from psirel.compat import check_unknown_lulc
+from psirel.graph.knn import knn_table
+from psirel.graph.sampling import full_neighbourhood
+from psirel.infer.scene import Scene, Silent, Timer
+
+BATCH_POINTS = 512  # target points per batch, as a training batch (TrainSettings.batch_size)
+
+
+def predict_naive(scene: Scene, be, batch_points: int = BATCH_POINTS, embed_batch: int = 256,
+                  progress=None, timer=None, warn=None) -> tuple[np.ndarray, dict]:
+    """P(reliable) ``[N]`` of a :class:`~psirel.infer.scene.Scene`, and facts for the summary.
+
+    Args:
+        scene: the prepared cloud, rasters and model.
+        be: a backend (:func:`psirel.infer.backends.make_backend`).
+        batch_points: target points per batch (spatially compact runs of the Hilbert order).
+        embed_batch: patches per encoder call (and the size of the reused patch buffer).
+    """
+    progress = progress or Silent()
+    timer = timer or Timer()
+    n = scene.n
+    t0 = time.perf_counter()
+    progress.stage("graph", n)
+    table = knn_table(scene.cloud.x, scene.cloud.y, k=scene.k, r_max_m=scene.r_max_m)
+    idx, mask = table.idx, table.mask
+    del table
+    progress.advance(n)
+    timer.add("graph", t0)
+
+    progress.stage("naive", n)
+    buf = scene.patch_buffer(embed_batch)
+    rel = np.empty(n, np.float32)
+    n_unknown, nodes_seen = 0, 0
+    for s in range(0, n, batch_points):
+        seeds = np.sort(scene.order[s:s + batch_points])
+        t0 = time.perf_counter()
+        sub = full_neighbourhood((idx, mask), seeds, scene.hops)
+        nodes = sub.nodes
+        ea = scene.edge_attr(nodes, sub.idx, sub.mask)
+        t0 = timer.add("graph", t0)
+        emb = None
+        # seeds first, in their own calls, so that their unknown land cover is counted once
+        cuts = sorted({*range(0, sub.n_seeds, embed_batch),
+                       *range(sub.n_seeds, len(nodes), embed_batch), len(nodes)})
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+            t0 = time.perf_counter()
+            patches, unknown = scene.extract(nodes[a:b], buf)
+            if a < sub.n_seeds:
+                n_unknown += unknown
+            t0 = timer.add("patches", t0)
+            e = be.embed(patches, scene.scalars[nodes[a:b]])
+            if emb is None:
+                emb = np.empty((len(nodes), e.shape[1]), np.float32)
+            emb[a:b] = e
+            timer.add("encoder", t0)
+        t0 = time.perf_counter()
+        rel[seeds] = be.reliability(emb, sub.idx, sub.mask, ea)[:len(seeds)]
+        timer.add("gnn", t0)
+        nodes_seen += len(nodes)
+        progress.advance(len(seeds))
+    check_unknown_lulc(scene.card, n_unknown, n, warn=warn)
+    return rel, {"unknown_lulc_points": n_unknown,
+                 "nodes_per_seed": round(nodes_seen / max(n, 1), 3),
+                 "batch_points": batch_points}

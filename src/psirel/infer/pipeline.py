@@ -1,0 +1,277 @@
+"""``psirel predict``: reliability of every point of a cloud, in two resumable stages.
+
+Stage 1 (PW encoder) runs once per point: points go in spatially compact chunks (consecutive
+runs of a Hilbert order, so a chunk reads one small raster window); a background thread extracts
+the next chunk's patches while the encoder runs on the current one (ONNX Runtime and rasterio
+release the GIL); embeddings land in a memory-mapped ``[N, D]`` file at the chunk's rows.
+
+Stage 2 (GNN) needs only positions and embeddings. The nodes are cut into spatially compact
+blocks; a block's output needs its full L-hop neighbourhood (:func:`full_neighbourhood`), whose
+embeddings are gathered from the memory map. Memory is O(N·D + block·k^L·D), never the
+O(N × 4 × 80 × 80) of holding every patch.
+
+Both stages record finished chunks / blocks in the work folder (:mod:`psirel.infer.workdir`),
+so a killed run resumes where it stopped. ``strategy="naive"`` is the reference the two stages
+are measured against (:mod:`psirel.infer.naive`).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from psirel.compat import check_unknown_lulc
+from psirel.errors import PsirelError
+from psirel.features.normalize import N_PATCH_CHANNELS
+from psirel.graph.knn import knn_table
+from psirel.graph.sampling import full_neighbourhood
+from psirel.infer.backends import Backend, make_backend
+from psirel.infer.naive import predict_naive
+from psirel.infer.scene import Scene, Silent, Timer, prepare
+from psirel.infer.workdir import WorkDir, file_identity
+from psirel.io.points import write_predictions
+from psirel.model_dir import MODEL_JSON, ModelCard, load_card, sha256_file
+
+STRATEGIES = ("two-stage", "naive")
+EMBED_BATCH = 256        # patches per encoder call
+BLOCK_POINTS = 4096      # stage-2 seeds per GNN call
+CHUNKS_IN_FLIGHT = 2     # patch buffers: the one being encoded and the one being extracted
+PATCH_SHARE = 0.25       # fraction of --memory-gb the patch buffers may take
+
+
+def chunk_points_for(memory_gb: float, patch_px: int = 80, batch: int = EMBED_BATCH) -> int:
+    """Points per stage-1 chunk: the in-flight patch buffers (``n × 4 × P × P × 4`` bytes each)
+    take at most a quarter of ``memory_gb``; a multiple of ``batch``, at least one batch."""
+    if not memory_gb > 0:
+        raise PsirelError(f"--memory-gb {memory_gb}: must be positive")
+    per_point = N_PATCH_CHANNELS * patch_px * patch_px * 4
+    n = int(memory_gb * 2**30 * PATCH_SHARE // (CHUNKS_IN_FLIGHT * per_point))
+    return max(batch, n // batch * batch)
+
+
+def predict(model_dir: Path | str, points: Path | str, dem: Path | str, lulc: Path | str,
+            amplitude: Path | str, out: Path | str, *, backend: str | Backend = "onnx",
+            strategy: str = "two-stage", work_dir: Path | str | None = None,
+            memory_gb: float = 2.0, threads: int | None = None, device: str = "cpu",
+            restart: bool = False, crs=None, progress=None,
+            warn: Callable[[str], None] | None = None, chunk_points: int | None = None,
+            block_points: int = BLOCK_POINTS) -> dict:
+    """Predict P(reliable) for every point and write ``out`` (every input attribute plus
+    ``reliability`` float32 and ``reliable_pred`` at the model's threshold, input order and CRS).
+
+    Args:
+        model_dir: a model directory (hashes verified).
+        points, dem, lulc, amplitude: the inputs (points reprojected to the DEM's CRS).
+        out: output file; format from the extension (gpkg, shp, fgb, csv, parquet); atomic.
+        backend: ``"onnx"`` (default, no torch needed), ``"torch"``, or a backend object.
+        strategy: ``"two-stage"`` (resumable) or ``"naive"`` (reference, recomputes shared nodes).
+        work_dir: folder for embeddings and the manifest; default ``.psirel-work-<stem>`` beside
+            ``out``, removed after success (a given ``work_dir`` is kept).
+        memory_gb: memory budget (GiB) that sizes stage-1 chunks (see :func:`chunk_points_for`).
+        threads: intra-op threads of the backend (None: all cores).
+        device: ``"cpu"`` or ``"cuda"``.
+        restart: clear a work dir left by another run instead of refusing it.
+        crs: CRS of the points when the file has none.
+        progress: object with ``stage(name, total)`` and ``advance(n)`` (points).
+        warn: called with one-line warnings (unit checks, unknown land cover).
+        chunk_points: points per stage-1 chunk, overriding ``memory_gb``.
+        block_points: stage-2 seeds per GNN call.
+
+    Returns:
+        A summary: points, unreliable fraction, seconds and points/s per stage, peak RSS (MB),
+        chunks and blocks resumed, output path.
+    """
+    t_start = time.perf_counter()
+    if strategy not in STRATEGIES:
+        raise PsirelError(f"--strategy {strategy}: choose one of {', '.join(STRATEGIES)}")
+    progress = progress or Silent()
+    timer = Timer()
+    out = Path(out)
+    card = load_card(model_dir)
+    be = make_backend(card, backend, device, threads) if isinstance(backend, str) else backend
+    scene = prepare(card, points, dem, lulc, amplitude, crs=crs, warn=warn, timer=timer)
+    wd, own_wd = None, work_dir is None
+    summary: dict = {"strategy": strategy, "backend": getattr(be, "name", type(be).__name__),
+                     "device": device}
+    try:
+        if strategy == "naive":
+            rel, stats = predict_naive(scene, be, progress=progress, timer=timer, warn=warn)
+            summary.update(stats)
+        else:
+            chunk = chunk_points or chunk_points_for(memory_gb, scene.normalizer.patch_px)
+            key = run_key(card, points, dem, lulc, amplitude, scene.n, crs, summary, chunk,
+                          block_points)
+            wd_path = Path(work_dir) if work_dir is not None else \
+                out.resolve().parent / f".psirel-work-{out.stem}"
+            wd = WorkDir(wd_path, key, restart=restart)
+            summary["work_dir"] = str(wd.path)
+            summary.update(run_stage1(scene, be, wd, chunk, progress, timer, warn))
+            rel, stats = run_stage2(scene, be, wd, block_points, progress, timer)
+            summary.update(stats)
+        t0 = time.perf_counter()
+        pred = rel >= card.threshold
+        write_predictions(scene.cloud, out, {"reliability": rel, "reliable_pred": pred})
+        timer.add("write", t0)
+    finally:
+        scene.stack.close()
+    if wd is not None and own_wd:  # a folder the user named is theirs to remove
+        wd.remove()
+    total = time.perf_counter() - t_start
+    sec = timer.seconds
+    sec["io"] = sec.get("read", 0.0) + sec.get("write", 0.0)
+    sec["total"] = total
+    summary.update({
+        "points": scene.n, "output": str(out), "threshold": card.threshold,
+        "unreliable_fraction": float(1.0 - pred.mean()) if scene.n else 0.0,
+        "seconds": {k: round(v, 4) for k, v in sec.items()},
+        "points_per_s": _rates(sec, summary, scene.n),
+        "peak_rss_mb": peak_rss_mb(),
+    })
+    return summary
+
+
+def run_key(card: ModelCard, points, dem, lulc, amplitude, n: int, crs, summary: dict,
+            chunk: int, block: int) -> dict:
+    """What a work dir's content depends on (see :mod:`psirel.infer.workdir`)."""
+    return {
+        "model": sha256_file(card.path / MODEL_JSON),
+        "points": file_identity(points),
+        "rasters": {name: file_identity(p) for name, p in
+                    (("dem", dem), ("lulc", lulc), ("amplitude", amplitude))},
+        "crs": None if crs is None else str(crs),
+        "n_points": int(n),
+        "backend": f"{summary['backend']}/{summary['device']}",
+        "chunking": {"chunk_points": int(chunk), "block_points": int(block),
+                     "embed_batch": EMBED_BATCH},
+    }
+
+
+# ---------------------------------------------------------------------------- stage 1
+def run_stage1(scene: Scene, be: Backend, wd: WorkDir, chunk: int, progress, timer: Timer,
+               warn=None) -> dict:
+    """Embed every point not yet embedded; returns stage-1 facts for the summary."""
+    n, d = scene.n, int(scene.card.config["emb_dim"])
+    chunks = [np.sort(scene.order[s:s + chunk]) for s in range(0, n, chunk)]
+    emb = wd.embeddings(n, d)  # first: a missing file resets the manifest's entries
+    todo = [i for i in range(len(chunks)) if i not in wd.done["stage1"]]
+    progress.stage("patches + encoder", n)
+    if len(todo) < len(chunks):  # resumed
+        progress.advance(n - sum(len(chunks[i]) for i in todo))
+    t_wall = time.perf_counter()
+    extract_s = 0.0
+    if todo:
+        bufs = [scene.patch_buffer(min(chunk, n)) for _ in range(min(CHUNKS_IN_FLIGHT, len(todo)))]
+
+        def extract(j: int):
+            t = time.perf_counter()
+            rows = chunks[todo[j]]
+            patches, unknown = scene.extract(rows, bufs[j % len(bufs)])
+            return patches, unknown, time.perf_counter() - t
+
+        with ThreadPoolExecutor(1, thread_name_prefix="psirel-patches") as pool:
+            pending = pool.submit(extract, 0)
+            for j, cid in enumerate(todo):
+                patches, unknown, dt = pending.result()
+                extract_s += dt
+                if j + 1 < len(todo):  # the next chunk is read while this one is encoded
+                    pending = pool.submit(extract, j + 1)
+                rows = chunks[cid]
+                t0 = time.perf_counter()
+                for b in range(0, len(rows), EMBED_BATCH):
+                    r = rows[b:b + EMBED_BATCH]
+                    emb[r] = be.embed(patches[b:b + EMBED_BATCH], scene.scalars[r])
+                t0 = timer.add("encoder", t0)
+                emb.flush()
+                wd.mark("stage1", cid, unknown_lulc=int(unknown))
+                timer.add("manifest", t0)
+                progress.advance(len(rows))
+    timer.seconds["patches"] = timer.seconds.get("patches", 0.0) + extract_s
+    timer.add("stage1_wall", t_wall)
+    del emb
+    n_unknown = sum(int(v.get("unknown_lulc", 0)) for v in wd.info.values())
+    check_unknown_lulc(scene.card, n_unknown, n, warn=warn)
+    done_points = sum(len(chunks[i]) for i in todo)
+    return {"unknown_lulc_points": n_unknown,
+            "chunks": {"total": len(chunks), "computed": len(todo), "points_per_chunk": chunk},
+            "stage1_points_computed": done_points}
+
+
+# ---------------------------------------------------------------------------- stage 2
+def gather_rows(arr: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``arr[rows]`` read in ascending row order (sequential on a memory map)."""
+    order = np.argsort(rows, kind="stable")
+    out = np.empty((len(rows),) + arr.shape[1:], arr.dtype)
+    out[order] = arr[rows[order]]
+    return out
+
+
+def run_stage2(scene: Scene, be: Backend, wd: WorkDir, block: int, progress,
+               timer: Timer) -> tuple[np.ndarray, dict]:
+    """GNN over spatially compact node blocks, each with its full L-hop neighbourhood."""
+    n = scene.n
+    blocks = [np.sort(scene.order[s:s + block]) for s in range(0, n, block)]
+    rel = wd.reliabilities(n)
+    todo = [i for i in range(len(blocks)) if i not in wd.done["stage2"]]
+    nodes_seen = 0
+    if todo:
+        t0 = time.perf_counter()
+        progress.stage("graph", n)
+        table = knn_table(scene.cloud.x, scene.cloud.y, k=scene.k, r_max_m=scene.r_max_m)
+        idx, mask = table.idx, table.mask
+        del table
+        progress.advance(n)
+        timer.add("graph", t0)
+        emb = wd.read_embeddings()
+        progress.stage("gnn", n)
+        if len(todo) < len(blocks):  # resumed
+            progress.advance(n - sum(len(blocks[i]) for i in todo))
+        for bid in todo:
+            seeds = blocks[bid]
+            t0 = time.perf_counter()
+            sub = full_neighbourhood((idx, mask), seeds, scene.hops)
+            ea = scene.edge_attr(sub.nodes, sub.idx, sub.mask)
+            e = gather_rows(emb, sub.nodes)
+            t0 = timer.add("graph", t0)
+            rel[seeds] = be.reliability(e, sub.idx, sub.mask, ea)[:len(seeds)]
+            t0 = timer.add("gnn", t0)
+            rel.flush()
+            wd.mark("stage2", bid)
+            timer.add("manifest", t0)
+            nodes_seen += sub.n_nodes
+            progress.advance(len(seeds))
+        del emb
+    result = np.array(rel, dtype=np.float32)
+    del rel
+    computed = sum(len(blocks[i]) for i in todo)
+    return result, {"blocks": {"total": len(blocks), "computed": len(todo),
+                               "points_per_block": block,
+                               "nodes_per_seed": round(nodes_seen / max(computed, 1), 3)},
+                    "stage2_points_computed": computed}
+
+
+# ---------------------------------------------------------------------------- summary
+def _rates(sec: dict, summary: dict, n: int) -> dict:
+    def rate(points: int, s: float | None) -> float | None:
+        return round(points / s, 1) if s and points else None
+
+    s1 = summary.get("stage1_points_computed", n)
+    s2 = summary.get("stage2_points_computed", n)
+    return {"patches": rate(s1, sec.get("patches")), "encoder": rate(s1, sec.get("encoder")),
+            "stage1": rate(s1, sec.get("stage1_wall")), "gnn": rate(s2, sec.get("gnn")),
+            "total": rate(n, sec.get("total"))}
+
+
+def peak_rss_mb() -> float | None:
+    """Peak resident memory of this process (MB), or None where ``resource`` is missing."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(kb / (1024 * 1024) if sys.platform == "darwin" else kb / 1024, 1)
+
