@@ -145,6 +145,61 @@ def evaluate(model: Annotated[Path, typer.Option("--model", help="Model director
     console.print(f"report: [bold]{Path(out) / 'report.md'}[/]")
 
 
+@app.command()
+def export(model: Annotated[Path, typer.Argument(help="Model directory")]) -> None:
+    """Export the encoders to ONNX (pointwise.onnx, gnn.onnx, pointwise_only.onnx) and record
+    opset, SHA-256 and torch/ONNX Runtime parity in model.json (train does this already)."""
+    from psirel.export.onnx import export_model
+
+    meta = export_model(model)
+    onnx = meta["onnx"]
+    parity = max(v for v in onnx["parity_max_abs_prob"].values() if isinstance(v, float))
+    _console().print(f"exported to [bold]{model}[/] (opset {onnx['opset']}, max |p_torch − "
+                     f"p_onnx| = {parity:.1e})")
+
+
+@app.command()
+def predict(model: Annotated[Path, typer.Option("--model", help="Model directory")],
+            points: PointsOpt, dem: DemOpt, lulc: LulcOpt, amplitude: AmpOpt,
+            out: Annotated[Path, typer.Option("--out", help="Output file: .gpkg .shp .fgb "
+                                                            ".parquet .csv")],
+            backend: Annotated[str, typer.Option("--backend", help="onnx | torch")] = "onnx",
+            strategy: Annotated[str, typer.Option("--strategy",
+                                                  help="two-stage | naive")] = "two-stage",
+            work_dir: Annotated[Path | None, typer.Option("--work-dir", help="Resumable work "
+                                                          "folder (kept)")] = None,
+            memory_gb: Annotated[float, typer.Option("--memory-gb", help="Memory budget that "
+                                                     "sizes stage-1 chunks (GiB)")] = 2.0,
+            threads: Annotated[int | None, typer.Option("--threads")] = None,
+            device: Annotated[str, typer.Option("--device", help="cpu | cuda")] = "cpu",
+            restart: Annotated[bool, typer.Option("--restart", help="Clear a work dir left by "
+                                                  "another model or input")] = False,
+            crs: CrsOpt = None) -> None:
+    """Score every point: two stages (PW encoder over chunks, then GNN over the graph) on ONNX
+    Runtime; an interrupted run resumes from its work dir."""
+    from psirel.cli_progress import StageReporter
+    from psirel.infer.pipeline import predict as run_predict
+
+    if backend not in ("onnx", "torch"):
+        raise PsirelError(f"--backend {backend}: choose onnx or torch")
+    if device not in ("cpu", "cuda"):
+        raise PsirelError(f"--device {device}: choose cpu or cuda")
+    console = _console()
+    with StageReporter(console) as rep:
+        s = run_predict(model, points, dem, lulc, amplitude, out, backend=backend,
+                        strategy=strategy, work_dir=work_dir, memory_gb=memory_gb,
+                        threads=threads, device=device, restart=restart, crs=crs, progress=rep,
+                        warn=lambda m: console.print(f"[yellow]warning:[/] {m}"))
+    sec = s["seconds"]
+    stages = ", ".join(f"{k} {v:.1f} s" for k, v in sec.items() if k != "total" and v >= 0.05)
+    console.print(f"{s['points']:,} points, {s['unreliable_fraction']:.1%} unreliable "
+                  f"(threshold {s['threshold']:.3f}) in {sec['total']:.1f} s "
+                  f"({s['points_per_s']['total']:,.0f} points/s); "
+                  f"peak memory {s['peak_rss_mb']:,.0f} MB")
+    console.print(f"stages: {stages}")
+    console.print(f"output: [bold]{s['output']}[/]")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: run the app, turning PsirelError into a one-line message."""
     import click

@@ -47,3 +47,29 @@ class TrainReporter:
                            f"val ROC-AUC {rec['val_roc_auc']:.3f}  "
                            f"val AP(unreliable) {rec['val_average_precision']:.3f}  "
                            f"({rec['seconds']:.1f} s)", highlight=False)
+
+
+class StageReporter:
+    """One bar per pipeline stage, counting points, with the rate in points/s."""
+
+    def __init__(self, console: Console):
+        self.progress = Progress(TextColumn("{task.description:<18}"), BarColumn(),
+                                 MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                                 TimeElapsedColumn(), console=console)
+        self.task = None
+
+    def __enter__(self) -> StageReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def stage(self, name: str, total: int) -> None:
+        self.task = self.progress.add_task(name, total=total, rate="")
+
+    def advance(self, n: int = 1) -> None:
+        self.progress.update(self.task, advance=n)
+        t = self.progress.tasks[self.task]
+        if t.elapsed:
+            self.progress.update(self.task, rate=f"{t.completed / t.elapsed:,.0f} pts/s")

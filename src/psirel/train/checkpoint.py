@@ -27,7 +27,12 @@ def load_weights(model: torch.nn.Module, path: Path) -> torch.nn.Module:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelError(path, f"corrupt weights ({str(exc).splitlines()[0][:120]})") from None
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # tensor shapes differ from the architecture in model.json
+        first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)[:160]
+        raise ModelError(path, f"weights do not match the architecture in model.json ({first})"
+                         ) from None
     if missing or unexpected:
         raise ModelError(path, f"weights do not match the architecture in model.json "
                                f"(missing {len(missing)}, unexpected {len(unexpected)} tensors)")
