@@ -7,12 +7,23 @@ import pytest
 
 from psirel.scene.acquisition import Acquisition
 from psirel.scene.amplitude import NOISE_FLOOR, backscatter, mean_amplitude
-from psirel.scene.artefacts import cycle_errors, error_ends
-from psirel.scene.deformation import LANDSLIDE, STABLE, SUBSIDENCE
+from psirel.scene.artefacts import cycle_errors, error_ends, longest_run
+from psirel.scene.deformation import CREEP, LANDSLIDE, SETTLEMENT, STABLE, SUBSIDENCE
 from psirel.scene.estimation import line_fit_velocity, temporal_coherence
 from psirel.scene.fields import bilinear, power_law_field
 from psirel.scene.geometry import LookGeometry, look_masks
-from psirel.scene.labels import VELOCITY, expert_labels
+from psirel.scene.labels import (
+    GEOMETRY,
+    MOISTURE,
+    NOISE,
+    SIDELOBE,
+    SPURIOUS,
+    TOPOGRAPHIC,
+    UNWRAPPING,
+    VELOCITY,
+    expert_labels,
+    velocity_noise_sigma,
+)
 from psirel.scene.landcover import (
     BARE,
     BUILT_UP,
@@ -23,6 +34,8 @@ from psirel.scene.landcover import (
 )
 from psirel.scene.params import SceneParams, default_size_px
 from psirel.scene.rng import child_rng
+from psirel.scene.sidelobes import FACTORS, sidelobe_offsets, sidelobe_parents
+from psirel.scene.surface import make_moisture_bias
 from psirel.scene.terrain import slope_aspect
 from psirel.scene.world import build_world
 
@@ -147,15 +160,29 @@ def test_unwrapping_error_runs():
 
 
 def test_expert_labels_reasons():
-    v = np.array([1.0, 1.0, 30.0, 30.0, 0.0, 0.0])
-    true = np.array([0.0, 4.0, 27.0, 20.0, 0.0, 0.0])
-    scr = np.array([5.0, 5.0, 5.0, 5.0, 0.5, 5.0])
-    false = np.zeros(6, bool)
-    reliable, reasons = expert_labels(v, true, scr, false, false,
-                                      np.array([0, 0, 0, 0, 0, 1], bool))
-    # 1 mm/yr off: fine; 3 mm/yr off: no; 3 of 27: within 15 %; 10 of 20: no; noise; unwrapping
-    np.testing.assert_array_equal(reliable, [1, 0, 1, 0, 0, 0])
+    v = np.array([1.0, 1.0, 30.0, 30.0, 0.0, 0.0, 0.5, 0.5, 3.0, 3.0, 0.0, 0.0])
+    true = np.array([0.0, 4.0, 27.0, 20.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    sigma_v = velocity_noise_sigma(np.array([5.0, 5.0, 5.0, 5.0, 0.3, 5.0, 0.8, 5.0, 5.0,
+                                             5.0, 5.0, 5.0]), YEARS, LAMBDA)
+    false = np.zeros(12, bool)
+    flag = np.arange(12)
+    topo = np.where(flag == 8, 3.0, 0.5)
+    moisture = np.where(flag == 9, -2.5, 0.0)
+    reliable, reasons = expert_labels(v, true, sigma_v, false, flag == 7, flag == 5, topo,
+                                      flag == 10, moisture, flag == 11)
+    # 1 mm/yr off: fine; 3 mm/yr off: no; 3 of 27: within 15 %; 10 of 20: no; noise (SCR 0.3);
+    # unwrapping; noisy (SCR 0.8) but the velocity holds: fine; layover; a topographic bias
+    # beyond the tolerance; a moisture trend beyond it; spurious; sidelobe
+    np.testing.assert_array_equal(reliable, [1, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0])
     assert reasons[1] == VELOCITY and reasons[3] == VELOCITY
+    assert reasons[4] & NOISE and reasons[5] == UNWRAPPING and reasons[7] == GEOMETRY
+    assert reasons[8] == TOPOGRAPHIC | VELOCITY and reasons[9] == MOISTURE | VELOCITY
+    assert reasons[10] == SPURIOUS and reasons[11] == SIDELOBE
+    # the velocity's noise from SCR: 1/√(2·SCR) rad of phase, λ/4π per rad, over √Σ(t − t̄)²
+    expected = np.sqrt(0.5 / 5.0) * LAMBDA / (4 * np.pi) / np.sqrt(np.sum((YEARS - YEARS.mean())
+                                                                          ** 2))
+    assert sigma_v[0] == pytest.approx(expected)
+    assert sigma_v[4] > 1.0 > sigma_v[6]  # noise-dominated below SCR ≈ 0.5
 
 
 def test_terrain_has_relief_valleys_and_steep_slopes(world):
@@ -209,3 +236,100 @@ def test_deformation_fields(world):
     if d.landslides:
         assert np.abs(d.velocity_mm_yr[d.source == LANDSLIDE]).mean() > 5.0
     assert 0.0 <= d.seasonal_mm.min() and d.seasonal_mm.max() < 10.0
+
+
+def test_passive_layover_and_shadow_along_range():
+    """A steep ridge across the range direction: active layover on its flank facing the sensor,
+    passive layover in front of its foot and behind its crest, shadow behind it; none far off."""
+    look = LookGeometry(heading_deg=0.0, incidence_deg=35.0)  # looks due east: range = columns
+    cols = np.arange(200, dtype=float)
+    up = np.clip((cols - 80.0) * 10.0 * np.tan(np.radians(50.0)), 0.0, None)  # rises at 50°
+    down = np.clip((120.0 - cols) * 10.0 * np.tan(np.radians(70.0)), 0.0, None)  # falls at 70°
+    profile = np.minimum(up, down)  # crest near column 108, ~330 m high
+    dem = np.tile(300.0 + profile, (40, 1))
+    _, _, dz_dx, dz_dy = slope_aspect(dem, 10.0)
+    m = look_masks(dz_dx, dz_dy, look, dem, 10.0)
+    active, row = m.active_layover[20], m.layover[20]
+    assert active[82:95].all() and not active[:78].any()
+    assert (row & active).sum() == active.sum()  # active layover is part of the mask
+    # passive: flat ground in front of the foot whose slant range the slope also covers
+    assert row[60:80].any() and not row[:30].any()
+    # behind the ridge: its steep back slope (active) and the flat ground after it (passive)
+    assert m.active_shadow[20, 100:118].any() and m.shadow[20, 121:130].all()
+    assert not m.shadow[20, 160:].any() and not m.shadow[20, :80].any()
+    # without a DEM only the local criteria apply
+    local = look_masks(dz_dx, dz_dy, look)
+    np.testing.assert_array_equal(local.layover, m.active_layover)
+
+
+def test_sidelobes_of_a_strong_target():
+    look = LookGeometry(heading_deg=-10.0, incidence_deg=35.0)
+    sigma0 = np.full((21, 21), 0.05)
+    sigma0[10, 10] = 50.0  # 30 dB above the clutter
+    parent, with_lobes = sidelobe_parents(sigma0, look, min_sigma0=3.0)
+    offsets = sidelobe_offsets(look, 3)
+    assert len(offsets) == 12 and {k for _, _, k in offsets} == {1, 2, 3}
+    for dr, dc, k in offsets:  # along range and azimuth: dominated by the target's sidelobe
+        assert parent[10 + dr, 10 + dc] == 10 * 21 + 10
+        assert with_lobes[10 + dr, 10 + dc] == pytest.approx(0.05 + 50.0 * FACTORS[k - 1])
+    assert np.count_nonzero(parent >= 0) == 12
+    assert parent[10, 10] == -1 and parent[9, 9] == -1  # not the target, not the diagonals
+    # a weak target's sidelobes dominate nothing
+    weak, _ = sidelobe_parents(np.where(sigma0 > 1, 0.5, sigma0), look, min_sigma0=3.0)
+    assert (weak < 0).all()
+
+
+def test_topographic_biases_follow_the_relief(world):
+    topo, terrain, atmo = world.topo, world.terrain, world.atmosphere
+    err = np.abs(topo.dem_error_m)
+    steep, gentle = terrain.slope_deg > 25.0, terrain.slope_deg < 5.0
+    assert np.median(err[steep]) > 3.0 * np.median(err[gentle])
+    assert 0.06 <= abs(topo.coupling_mm_yr_per_m) <= 0.15 + 1e-12
+    r, c = np.array([5, 100]), np.array([7, 200])
+    np.testing.assert_allclose(topo.velocity_bias_mm_yr(r, c),
+                               topo.coupling_mm_yr_per_m * topo.dem_error_m[r, c])
+    # the stratified drift: a trend per km of height above the reference
+    h = atmo.ref_height_m + np.array([0.0, 500.0])
+    bias = atmo.velocity_bias_mm_yr(h)
+    assert bias[0] == 0.0 and bias[1] == pytest.approx(0.5 * atmo.stratified_trend_mm_yr_per_km)
+    assert 1.8 <= abs(atmo.stratified_trend_mm_yr_per_km) <= 6.0
+    delay = atmo.delay_mm(np.array([50.0, 50.0]), np.array([50.0, 50.0]), h)
+    drift = line_fit_velocity(delay[1:] - delay[:1], world.acquisition.years)[0]
+    assert drift == pytest.approx(bias[1], abs=0.6)
+
+
+def test_moisture_fields_are_piecewise_constant():
+    m = make_moisture_bias(child_rng(0, "moisture"), (300, 300), 10.0, field_m=250.0,
+                           velocity_mm_yr=3.0, seasonal_mm=1.0)
+    n_fields = len(np.unique(m.field_id))
+    assert 100 < n_fields <= 144  # one per (250 m)² of a 3 km square, a few seeds coincide
+    assert 2.0 < np.std(m.trend_mm_yr) < 4.0
+    rows, cols = np.array([0, 0, 150]), np.array([0, 1, 150])
+    s = m.series_mm(rows, cols, YEARS, (YEARS % 1.0))
+    assert s.shape == (3, 61) and np.all(s[:, 0] == 0.0)
+    np.testing.assert_allclose(line_fit_velocity(s, YEARS), m.velocity_bias_mm_yr(rows, cols),
+                               atol=0.5)
+
+
+def test_creep_and_settling_buildings(world):
+    d = world.deformation
+    creep = d.source == CREEP
+    assert creep.any() and np.median(world.terrain.slope_deg[creep]) > 15.0  # steep ground
+    assert np.abs(d.velocity_mm_yr[creep]).mean() > 1.0
+    settles = np.flatnonzero(d.settle_mm)
+    assert 0.05 < len(settles) / (len(d.settle_mm) - 1) < 0.15
+    assert np.all(d.settle_mm[settles] < 0)  # consolidation: away from the sensor
+    on = np.flatnonzero(np.isin(d.building_id, settles))[:50]
+    row, col = np.divmod(on, d.building_id.shape[1])
+    s = d.settlement_mm(row, col, YEARS)
+    b = d.building_id[row, col]
+    assert np.all(np.diff(s, axis=1) <= 1e-12)  # monotonic, decelerating
+    assert np.all(np.abs(s[:, -1]) <= np.abs(d.settle_mm[b]) + 1e-9)
+    before = YEARS[None, :] <= d.settle_start_yr[b, None]
+    assert np.all(s[before] == 0.0)
+    assert (d.source[row, col] == SETTLEMENT).any()
+
+
+def test_longest_run_of_wrong_dates():
+    wrong = np.array([[0, 1, 0, 1, 1, 0], [0, 0, 0, 0, 0, 0], [1, 1, 1, 0, 1, 1]], bool)
+    np.testing.assert_array_equal(longest_run(wrong), [2, 0, 3])

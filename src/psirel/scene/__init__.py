@@ -9,17 +9,28 @@ gives the same files, whatever the chunk size.
 How a scene is made, one module per step (``world.build_world`` runs them in order):
 
 ``terrain``       DEM by spectral synthesis (``fields``), valleys and ridges; slope, aspect
-``geometry``      look geometry (heading, incidence): layover, shadow, local incidence
+``geometry``      look geometry (heading, incidence): active and passive layover and shadow
 ``landcover``     classes tied to the terrain; towns, villages, roads routed between them
-``amplitude``     stack-mean amplitude: backscatter by class and slope, gamma speckle
-``deformation``   subsidence bowls, landslides, seasonal ground and thermal motion (LOS)
-``atmosphere``    residual atmospheric screens per date (turbulent + stratified)
+``amplitude``     stack-mean amplitude: backscatter by class and slope, strong targets, speckle
+``sidelobes``     sidelobes of strong targets: pixels they dominate, ghost points there
+``deformation``   subsidence bowls, landslides, slope creep, settling buildings, seasons (LOS)
+``atmosphere``    residual atmospheric screens per date (turbulent + stratified, with a drift)
+``topography``    the processor's DEM error and the height–velocity coupling: velocity biases
+``surface``       soil moisture of fields: the phase bias of distributed scatterers
 ``artefacts``     phase-unwrapping errors (spatial patches, isolated)
 ``acquisition``   dates (12-day revisit, 61 dates from 2019-01-06), C-band λ = 55.5 mm
-``psi_points``    placement by density, scatterer quality, phase, unwrapping, series
+``psi_points``    placement by density, scatterer quality, phase (layover mixing, spurious and
+                  ghost scatterers), unwrapping, series
 ``estimation``    what a PSI processor computes: line-fit velocity, temporal coherence
-``labels``        the expert's rules: noise, temporary, layover/shadow, unwrapping, velocity
+``labels``        the expert's rules: noise, temporary, layover/shadow, unwrapping, velocity,
+                  topographic bias, spurious scatterers, moisture bias, sidelobes
 ``generate``      orchestration and writing (rasters, streamed points, scene.json)
+
+The labels are built so that no single statistic of a point's own series decides them (see
+``tests/scene/separability.py``): noisy points whose velocity holds are reliable, and several
+kinds of unreliable points have smooth series — their velocity follows the terrain, a layover
+cell, a field's moisture, another scatterer — which only the rasters around the point and its
+neighbours reveal.
 """
 
 from psirel.scene.generate import generate_scene

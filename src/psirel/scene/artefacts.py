@@ -4,15 +4,19 @@ Each error adds ``±λ/2`` over a run of dates: from a start date to an end date
 the end of the stack (a persistent step). Every error is invisible to the temporal coherence (a
 whole cycle does not change the wrapped phase the coherence is computed from); only steps bias
 the velocity much — a short run of wrong dates leaves the line fit almost unchanged, but the
-series is wrong on those dates, and an expert who sees it flags the point.
+series is wrong on those dates, and an expert who sees it flags the point (a single wrong date
+is an outlier the expert tolerates: ``labels.py``).
 
 * *spatial* errors: a date's interferogram is unwrapped over the point network, and a mis-counted
-  cycle on one arc puts a whole cluster of neighbouring points one cycle off — on that date only
-  (60 %), for a few dates (25 %), or from then on (15 %, when the temporal unwrapping carries it
-  forward). Clusters hold a few tens to a hundred points (their radius shrinks where points are
-  dense) and are drawn point-wise, so their share of the points does not depend on where towns
-  happen to be. Where the phase gradient is steep — on landslides and in subsidence bowls —
-  they are twice as frequent, and the error runs against the motion (the unwrapper takes the
+  cycle on one arc puts a whole cluster of neighbouring points one cycle off — from then on
+  (60 %: the temporal unwrapping carries it forward), for a few dates (25 %), or on that date
+  only (15 %). The cluster moves together: each of its points has a moderate residual (one step
+  in a smooth series), but its velocity is biased by up to tens of mm/yr relative to the points
+  around it — the pattern (a patch whose edge is a velocity jump) shows it better than any
+  single series. Clusters hold a few tens to a hundred points (their radius shrinks where points
+  are dense) and are drawn point-wise, so their share of the points does not depend on where
+  towns happen to be. Where the phase gradient is steep — on landslides and in subsidence bowls
+  — they are twice as frequent, and the error runs against the motion (the unwrapper takes the
   short way round and under-estimates it);
 * *isolated* errors on single points, more likely for fast-moving and for noisy points: half are
   persistent steps, half runs of 1–5 dates.
@@ -34,14 +38,14 @@ from psirel.scene.deformation import STABLE, Deformation
 # "distributed_scatterer": a point whose phase follows its field's soil moisture (surface.py)
 OUTLIER, TEMPORARY, LAYOVER, SHADOW = 1, 2, 4, 8
 UNWRAP_TEMPORAL, UNWRAP_PATCH, UNWRAP_ISOLATED = 16, 32, 64
-SPURIOUS, TOPO_BIAS, DISTRIBUTED = 128, 256, 512
+SPURIOUS, TOPO_BIAS, DISTRIBUTED, SIDELOBE = 128, 256, 512, 1024
 TOPO_FLAG_MM_YR = 1.0
 ARTEFACTS: dict[str, int] = {
     "outlier_scatterer": OUTLIER, "temporary_scatterer": TEMPORARY, "layover": LAYOVER,
     "shadow": SHADOW, "unwrapping_temporal": UNWRAP_TEMPORAL,
     "unwrapping_spatial_patch": UNWRAP_PATCH, "unwrapping_isolated": UNWRAP_ISOLATED,
     "spurious_scatterer": SPURIOUS, "topographic_bias": TOPO_BIAS,
-    "distributed_scatterer": DISTRIBUTED}
+    "distributed_scatterer": DISTRIBUTED, "sidelobe": SIDELOBE}
 
 
 @dataclass
@@ -86,7 +90,7 @@ def make_unwrap_patches(rng: np.random.Generator, deformation: Deformation,
                         rng.uniform(15.0, 120.0, count))
     patch_id = np.zeros(shape, np.int32)
     dates = rng.integers(1, n_dates, count)
-    ends = error_ends(rng, dates, n_dates, (0.6, 0.25, 0.15))
+    ends = error_ends(rng, dates, n_dates, (0.15, 0.25, 0.6))
     signs = rng.choice(np.array([-1, 1]), count)
     records = []
     for i in range(count):  # patches (tens to hundreds), each a small window

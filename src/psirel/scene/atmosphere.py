@@ -1,12 +1,15 @@
 """Residual atmospheric delay: what is left of the atmospheric phase screen (APS) after the PSI
 processor has estimated and removed it.
 
-Per date, a smooth turbulent screen (Kolmogorov-like spectrum, β = 8/3, a few mm at most over
-the scene) plus a height-correlated (stratified) delay whose coefficient follows the seasons
-(more water vapour in summer) and *drifts* through the stack (a wetter second year, or an APS
-model that changed): ``trend`` mm/yr per km of height, drawn per scene (either sign, 30–100 %
-of ``stratified_trend_mm_yr_per_km``). Both are relative to the scene's reference point, as PSI
-results are: the error grows with distance and height difference from it. The screens are
+Per date, a smooth turbulent screen (Kolmogorov-like spectrum, β = 8/3, flattening beyond
+about 1 km: the processor's spatial filter has removed the longer wavelengths, so the residual
+is about as strong everywhere farther than a few hundred metres from the reference point) plus
+a height-correlated (stratified) delay whose coefficient follows the seasons (more water vapour
+in summer), with a small random part per date, and *drifts* through the stack (a wetter second
+year, or an APS model that changed): ``trend`` mm/yr per km of height, drawn per scene (either
+sign, 30–100 % of ``stratified_trend_mm_yr_per_km``). Both are relative to the scene's
+reference point, as PSI results are: the stratified error grows with the height difference
+from it. The screens are
 spatially correlated, so neighbouring points share them — neighbours do not average them out —
 and white in time, so they barely bias velocities; the stratified drift does: it adds
 ``trend · Δh`` mm/yr to a point ``Δh`` km above the reference, a smooth trend the series
@@ -54,13 +57,15 @@ class Atmosphere:
 def make_atmosphere(rng: np.random.Generator, shape: tuple[int, int], pixel_m: float,
                     day_of_year: np.ndarray, ref_row: float, ref_col: float, ref_height_m: float,
                     turbulence_mm: float = 2.0, stratified_mm_per_km: float = 3.0,
-                    cell_m: float = 100.0, years: np.ndarray | None = None,
+                    cell_m: float = 100.0, corner_m: float = 1000.0,
+                    years: np.ndarray | None = None,
                     stratified_trend_mm_yr_per_km: float = 0.0) -> Atmosphere:
     """Draw one residual screen per date (``day_of_year``: fraction of the year per date).
 
     ``turbulence_mm``: median standard deviation of a date's turbulent screen on an unbounded
     plane (a few-km scene sees less); ``stratified_mm_per_km``: spread of the height-correlated
-    coefficient; ``cell_m``: resolution of the coarse screens (m); ``years``: the dates in years
+    coefficient; ``cell_m``: resolution of the coarse screens (m); ``corner_m``: the wavelength
+    beyond which the turbulent spectrum flattens (m); ``years``: the dates in years
     (needed for a drift), ``stratified_trend_mm_yr_per_km``: the largest drift of the
     height-correlated coefficient (mm/yr per km). The reference point is
     (``ref_row``, ``ref_col``) in fractional scene pixels at ``ref_height_m`` (m).
@@ -72,12 +77,12 @@ def make_atmosphere(rng: np.random.Generator, shape: tuple[int, int], pixel_m: f
     screens = np.empty((n, gy, gx), np.float32)
     for i in range(n):  # one screen per date (tens), each a vectorised FFT
         screens[i] = scale[i] * power_law_field(rng, (gy, gx), cell_px * pixel_m, beta=8.0 / 3.0,
-                                                corner_m=6000.0)
+                                                corner_m=corner_m)
     ref = bilinear(screens, np.array([ref_row / cell_px - 0.5]),
                    np.array([ref_col / cell_px - 0.5]))[0]
     screens -= ref[:, None, None].astype(np.float32)
     seasonal = np.cos(2.0 * np.pi * (np.asarray(day_of_year) - 0.55))  # humid mid-summer
-    strat = stratified_mm_per_km * (0.6 * seasonal + 0.8 * rng.standard_normal(n))
+    strat = stratified_mm_per_km * (0.6 * seasonal + 0.3 * rng.standard_normal(n))
     trend = float(stratified_trend_mm_yr_per_km * rng.uniform(0.3, 1.0)
                   * rng.choice([-1.0, 1.0]))
     if years is not None:

@@ -1,6 +1,6 @@
 """True ground motion, projected on the line of sight (LOS, positive towards the sensor).
 
-Four kinds of real deformation, on top of stable ground with a faint smooth drift:
+Five kinds of real deformation, on top of stable ground with a faint smooth drift:
 
 * subsidence bowls under about half the towns, at least one (groundwater pumping, compaction
   of young sediments), and under farmland (irrigation wells, about one per 8 km²): vertical,
@@ -13,6 +13,12 @@ Four kinds of real deformation, on top of stable ground with a faint smooth drif
   smooth random field is positive, growing with the slope. Seen in the LOS towards the sensor
   on slopes that face it and away on the others — a velocity pattern that follows the aspect,
   unlike the topography-correlated biases of ``topography.py``;
+* settling buildings: about one building in ten (buildings: Voronoi cells of ~25 m over the
+  built-up land) consolidates on soft ground — new construction or added load — by 4–20 mm
+  (LOS) with a time constant of 0.4–1.5 years, from a date before or during the stack. The
+  motion is non-linear (it decelerates, or starts mid-stack), real, and local: all the points on
+  the building share it while the street around does not — a velocity anomaly that an expert
+  keeps;
 * seasonal motion: soils swell and shrink with their water content (annual, 0.5–5 mm vertical,
   largest on farmland and grassland, peak in early spring); buildings expand with summer heat
   (thermal dilation, proportional to the scatterer's height, applied per point).
@@ -30,10 +36,10 @@ from scipy import ndimage
 
 from psirel.scene.fields import power_law_field
 from psirel.scene.geometry import GeometryMasks, LookGeometry
-from psirel.scene.landcover import BARE, CROPLAND, FOREST, GRASSLAND, LandCover
+from psirel.scene.landcover import BARE, BUILT_UP, CROPLAND, FOREST, GRASSLAND, LandCover
 from psirel.scene.terrain import Terrain
 
-STABLE, SUBSIDENCE, LANDSLIDE, CREEP = 0, 1, 2, 3
+STABLE, SUBSIDENCE, LANDSLIDE, CREEP, SETTLEMENT = 0, 1, 2, 3, 4
 
 
 @dataclass
@@ -42,8 +48,11 @@ class Deformation:
 
     velocity_mm_yr: LOS velocity (mm/yr, + towards the sensor); seasonal_mm: LOS amplitude of
     the annual ground cycle (mm); seasonal_peak: when it peaks (fraction of the year, 0 … 1);
-    source: STABLE / SUBSIDENCE / LANDSLIDE / CREEP per pixel (uint8); bowls, landslides:
-    records (px centres, sizes in m, rates in mm/yr) for the scene description.
+    source: STABLE / SUBSIDENCE / LANDSLIDE / CREEP / SETTLEMENT per pixel (uint8); bowls,
+    landslides: records (px centres, sizes in m, rates in mm/yr) for the scene description.
+    building_id: the building of each built-up pixel (int32, 0 elsewhere); per building id
+    (index 0: none) its consolidation ``settle_mm`` (LOS mm, 0 if it does not settle), start
+    ``settle_start_yr`` (years from the first date) and time constant ``settle_tau_yr``.
     """
 
     velocity_mm_yr: np.ndarray
@@ -52,6 +61,19 @@ class Deformation:
     source: np.ndarray
     bowls: list[dict] = field(default_factory=list)
     landslides: list[dict] = field(default_factory=list)
+    building_id: np.ndarray | None = None
+    settle_mm: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    settle_start_yr: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    settle_tau_yr: np.ndarray = field(default_factory=lambda: np.ones(1))
+
+    def settlement_mm(self, row: np.ndarray, col: np.ndarray, years: np.ndarray) -> np.ndarray:
+        """LOS displacement (mm, (n, T)) of the building settlement at pixels (``row``,
+        ``col``) at ``years`` (0 where no building settles)."""
+        if self.building_id is None:
+            return np.zeros((len(row), len(years)))
+        b = self.building_id[row, col]
+        since = np.maximum(years[None, :] - self.settle_start_yr[b, None], 0.0)
+        return self.settle_mm[b, None] * -np.expm1(-since / self.settle_tau_yr[b, None])
 
 
 def make_deformation(rng: np.random.Generator, terrain: Terrain, cover: LandCover,
@@ -104,6 +126,10 @@ def make_deformation(rng: np.random.Generator, terrain: Terrain, cover: LandCove
         velocity[w.slices] += ls["los_mm_yr"] * profile
         source[w.slices][profile > 0.3] = LANDSLIDE
 
+    building_id, settle = _buildings(rng, cover, pixel_m, up)
+    settling = settle[0][building_id] != 0
+    source[settling & (source == STABLE)] = SETTLEMENT
+
     wet = np.isin(cover.lulc, (CROPLAND, GRASSLAND))
     swell = np.clip(power_law_field(rng, shape, pixel_m, beta=3.0, corner_m=1500.0, coarse=4),
                     -1.5, 2.5)
@@ -111,7 +137,34 @@ def make_deformation(rng: np.random.Generator, terrain: Terrain, cover: LandCove
     peak = (rng.uniform(0.12, 0.25)
             + 0.03 * power_law_field(rng, shape, pixel_m, beta=3.0, corner_m=3000.0, coarse=8))
     return Deformation(velocity.astype(np.float32), np.maximum(seasonal, 0.0).astype(np.float32),
-                       (peak % 1.0).astype(np.float32), source, bowls, landslides)
+                       (peak % 1.0).astype(np.float32), source, bowls, landslides, building_id,
+                       *settle)
+
+
+def _buildings(rng: np.random.Generator, cover: LandCover, pixel_m: float, up: float,
+               size_m: float = 25.0, share: float = 0.1
+               ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Buildings (Voronoi cells of about ``size_m`` over built-up, non-road land: int32 ids, 0
+    elsewhere) and, per id, the settlement of the ``share`` that settle: LOS consolidation (mm,
+    negative: away from the sensor), start (yr) and time constant (yr)."""
+    built = (cover.lulc == BUILT_UP) & ~cover.road
+    where = np.flatnonzero(built)
+    n = max(1, int(round(where.size * pixel_m**2 / size_m**2))) if where.size else 0
+    ids = np.zeros(built.shape, np.int32)
+    if n:
+        seeds = rng.choice(where, size=min(n, where.size), replace=False)
+        marker = np.ones(built.shape, bool)
+        marker.flat[seeds] = False
+        ids.flat[seeds] = np.arange(1, seeds.size + 1, dtype=np.int32)
+        _, (ri, ci) = ndimage.distance_transform_edt(marker, return_indices=True)
+        ids = np.where(built, ids[ri, ci], 0).astype(np.int32)
+        n = seeds.size
+    settles = rng.random(n + 1) < share
+    settles[0] = False
+    amount = np.where(settles, -up * rng.uniform(5.0, 24.0, n + 1), 0.0)
+    start = rng.uniform(-1.5, 1.2, n + 1)
+    tau = rng.uniform(0.4, 1.5, n + 1)
+    return ids, (amount, start, tau)
 
 
 def _downslope(terrain: Terrain, los: np.ndarray, pixel_m: float

@@ -24,7 +24,7 @@ from psirel.errors import PsirelError
 from psirel.io.atomic import atomic_path, atomic_write_text
 from psirel.io.points import PointWriter
 from psirel.scene.artefacts import ARTEFACTS
-from psirel.scene.deformation import CREEP, LANDSLIDE, STABLE, SUBSIDENCE
+from psirel.scene.deformation import CREEP, LANDSLIDE, SETTLEMENT, STABLE, SUBSIDENCE
 from psirel.scene.labels import REASONS
 from psirel.scene.landcover import CLASS_NAMES, NODATA
 from psirel.scene.params import SceneParams, default_size_px
@@ -120,7 +120,8 @@ class _Stats:
         self.unreliable = np.zeros(256, np.int64)
         self.reasons = dict.fromkeys(REASONS, 0)
         self.artefacts = dict.fromkeys(ARTEFACTS, 0)
-        self.motion = {k: [0, 0] for k in ("stable", "subsidence", "landslide", "creep")}
+        self.motion = {k: [0, 0] for k in ("stable", "subsidence", "landslide", "creep",
+                                           "building_settlement")}
 
     def add(self, c: PointBlock) -> None:
         self.points += np.bincount(c.lulc, minlength=256)
@@ -130,7 +131,8 @@ class _Stats:
         for name, bit in ARTEFACTS.items():
             self.artefacts[name] += int(np.count_nonzero(c.artefacts & bit))
         for name, code in (("stable", STABLE), ("subsidence", SUBSIDENCE),
-                           ("landslide", LANDSLIDE), ("creep", CREEP)):
+                           ("landslide", LANDSLIDE), ("creep", CREEP),
+                           ("building_settlement", SETTLEMENT)):
             on = c.source == code
             self.motion[name][0] += int(on.sum())
             self.motion[name][1] += int((on & (c.reliable == 0)).sum())
@@ -224,8 +226,16 @@ def describe(world: World, stats: dict, points_name: str) -> dict:
                             "rate_mm_yr": _r(ls["rate_mm_yr"], 3),
                             "los_mm_yr": _r(ls["los_mm_yr"], 3)}
                            for ls in world.deformation.landslides],
+            "creep_area_km2": _r((world.deformation.source == CREEP).sum() * px_area_km2, 4),
+            "settling_buildings": int(np.count_nonzero(world.deformation.settle_mm)),
+            "buildings": int(len(world.deformation.settle_mm) - 1),
             "points_by_motion": {k: {"points": v[0], "unreliable": v[1]}
                                  for k, v in stats["motion"].items()}},
+        "soil_moisture": {"fields": int(len(world.moisture.trend_mm_yr)),
+                          "trend_rms_mm_yr": _r(np.sqrt(np.mean(world.moisture.trend_mm_yr**2)))},
+        "sidelobes": {"targets": int(np.unique(world.sidelobe_parent[world.sidelobe_parent >= 0])
+                                     .size),
+                      "dominated_pixels": int(np.count_nonzero(world.sidelobe_parent >= 0))},
         "unwrapping_patches": [{"xy": xy(r["row"], r["col"]), "radius_m": _r(r["radius_m"], 1),
                                 "first_date": acq.dates[r["start_index"]].isoformat(),
                                 "last_date": acq.dates[r["end_index"] - 1].isoformat(),

@@ -27,7 +27,9 @@ a layover cell, or belongs to something that cannot be a persistent scatterer is
   debris on water, seasonal vegetation in a forest), whatever its series looks like;
 * ``MOISTURE``: a distributed scatterer on a field whose soil-moisture phase trend
   (``surface.py``) exceeds the tolerance — smooth, shared with the field, not with the
-  buildings and roads around it.
+  buildings and roads around it;
+* ``SIDELOBE``: the point is the sidelobe of a very bright target a few pixels away
+  (``sidelobes.py``): its smooth series is the target's, not the motion where it lies.
 
 A large velocity alone is never a reason: a point on a landslide or in a subsidence bowl that
 measures its motion well is reliable.
@@ -38,11 +40,12 @@ from __future__ import annotations
 import numpy as np
 
 NOISE, TEMPORARY, GEOMETRY, UNWRAPPING, VELOCITY = 1, 2, 4, 8, 16
-TOPOGRAPHIC, SPURIOUS, MOISTURE = 32, 64, 128
+TOPOGRAPHIC, SPURIOUS, MOISTURE, SIDELOBE = 32, 64, 128, 256
 REASONS: dict[str, int] = {"noise_dominated": NOISE, "temporary_scatterer": TEMPORARY,
                            "layover_shadow": GEOMETRY, "unwrapping_error": UNWRAPPING,
                            "velocity_error": VELOCITY, "topographic_bias": TOPOGRAPHIC,
-                           "spurious_scatterer": SPURIOUS, "moisture_bias": MOISTURE}
+                           "spurious_scatterer": SPURIOUS, "moisture_bias": MOISTURE,
+                           "sidelobe": SIDELOBE}
 
 
 def velocity_tolerance(true_velocity_mm_yr: np.ndarray, tol_mm_yr: float = 2.0,
@@ -65,21 +68,24 @@ def expert_labels(velocity_mm_yr: np.ndarray, true_velocity_mm_yr: np.ndarray,
                   velocity_sigma_mm_yr: np.ndarray, temporary: np.ndarray,
                   layover_or_shadow: np.ndarray, unwrapping_error: np.ndarray,
                   topo_bias_mm_yr: np.ndarray | None = None, spurious: np.ndarray | None = None,
-                  moisture_bias_mm_yr: np.ndarray | None = None, noise_sigma_frac: float = 0.5,
+                  moisture_bias_mm_yr: np.ndarray | None = None,
+                  sidelobe: np.ndarray | None = None, noise_sigma_frac: float = 0.5,
                   tol_mm_yr: float = 2.0, rel_tol: float = 0.15
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Labels (int8: 1 reliable, 0 unreliable) and reason bit masks (uint8, 0 if reliable).
+    """Labels (int8: 1 reliable, 0 unreliable) and reason bit masks (uint16, 0 if reliable).
 
     ``velocity_sigma_mm_yr``: the velocity's standard error from phase noise
     (:func:`velocity_noise_sigma`); ``topo_bias_mm_yr``: the topography-correlated part of the
     velocity; ``spurious``: implausible scatterers; ``moisture_bias_mm_yr``: the soil-moisture
-    trend of distributed scatterers (0 for the others). The last three are optional."""
+    trend of distributed scatterers (0 for the others); ``sidelobe``: sidelobe ghosts. The last
+    four are optional."""
     true_velocity_mm_yr = np.asarray(true_velocity_mm_yr, np.float64)
     tol = velocity_tolerance(true_velocity_mm_yr, tol_mm_yr, rel_tol)
     err = np.abs(velocity_mm_yr - true_velocity_mm_yr)
     topo = np.zeros(err.shape) if topo_bias_mm_yr is None else np.abs(topo_bias_mm_yr)
     odd = np.zeros(err.shape, bool) if spurious is None else np.asarray(spurious, bool)
     wet = np.zeros(err.shape) if moisture_bias_mm_yr is None else np.abs(moisture_bias_mm_yr)
+    ghost = np.zeros(err.shape, bool) if sidelobe is None else np.asarray(sidelobe, bool)
     reasons = (NOISE * (np.asarray(velocity_sigma_mm_yr) > noise_sigma_frac * tol)
                + TEMPORARY * np.asarray(temporary, bool)
                + GEOMETRY * np.asarray(layover_or_shadow, bool)
@@ -87,5 +93,6 @@ def expert_labels(velocity_mm_yr: np.ndarray, true_velocity_mm_yr: np.ndarray,
                + VELOCITY * (err > tol)
                + TOPOGRAPHIC * (topo > tol)
                + SPURIOUS * odd
-               + MOISTURE * (wet > tol)).astype(np.uint8)
+               + MOISTURE * (wet > tol)
+               + SIDELOBE * ghost).astype(np.uint16)
     return (reasons == 0).astype(np.int8), reasons

@@ -45,7 +45,11 @@ class PointModel:
     ground's); spurious_velocity_mm_yr, spurious_seasonal_mm: spread of their trend and largest
     annual amplitude; spurious_scr_median: their median SCR (bright, coherent while present).
     distributed_rate: share of points per class that are distributed scatterers whose phase
-    also follows the soil moisture of their field (``surface.py``).
+    also follows the soil moisture of their field (``surface.py``), on ground gentler than
+    distributed_max_slope_deg (fields and meadows, not rocky slopes). sidelobe_min_sigma0: the
+    backscatter (linear σ0) from which a target's sidelobes count (``sidelobes.py``);
+    sidelobe_rate: share of the points in a sidelobe-dominated pixel that are the sidelobe;
+    sidelobe_scr_median: their median SCR (the bright target's).
     unwrap_*: isolated unwrapping-error probability = base + fast · min(|v|/40 mm/yr, 1)
     + noisy · (how far SCR is below 5); points_per_unwrap_patch: one spatial
     unwrapping-error patch per that many points; unwrap_patch_hit: the share of points inside
@@ -62,27 +66,31 @@ class PointModel:
         BUILT_UP: 1.0, BARE: 0.55, GRASSLAND: 0.06, CROPLAND: 0.045, FOREST: 0.012,
         WATER: 0.002})
     road_density: float = 0.5
-    layover_density: float = 0.8
+    layover_density: float = 0.4
     shadow_density: float = 0.15
     scr_median: dict[int, float] = field(default_factory=lambda: {
-        BUILT_UP: 12.0, BARE: 8.0, GRASSLAND: 4.0, CROPLAND: 3.5, FOREST: 3.0, WATER: 1.2})
+        BUILT_UP: 10.0, BARE: 10.0, GRASSLAND: 4.0, CROPLAND: 3.5, FOREST: 3.0, WATER: 1.2})
     scr_spread_ln: float = 0.6
     road_scr: float = 0.6
-    layover_mix: tuple[float, float] = (0.2, 0.7)
+    layover_mix: tuple[float, float] = (0.1, 0.45)
     layover_dz_m: tuple[float, float] = (15.0, 80.0)
-    outlier_rate: float = 0.05
+    outlier_rate: float = 0.03
     temporary_rate: float = 0.008
-    temporary_rate_built: float = 0.03
+    temporary_rate_built: float = 0.02
     spurious_rate: dict[int, float] = field(default_factory=lambda: {WATER: 0.85, FOREST: 0.3})
     spurious_velocity_mm_yr: float = 4.0
-    spurious_seasonal_mm: float = 6.0
-    spurious_scr_median: float = 6.0
+    spurious_seasonal_mm: float = 3.0
+    spurious_scr_median: float = 15.0
     distributed_rate: dict[int, float] = field(default_factory=lambda: {
-        CROPLAND: 0.5, GRASSLAND: 0.35})
-    unwrap_base: float = 0.01
-    unwrap_fast: float = 0.06
+        CROPLAND: 0.85, GRASSLAND: 0.6})
+    distributed_max_slope_deg: float = 12.0
+    sidelobe_min_sigma0: float = 3.0
+    sidelobe_rate: float = 0.8
+    sidelobe_scr_median: float = 20.0
+    unwrap_base: float = 0.006
+    unwrap_fast: float = 0.04
     unwrap_noisy: float = 0.02
-    points_per_unwrap_patch: float = 1200.0
+    points_per_unwrap_patch: float = 2500.0
     unwrap_patch_hit: float = 0.85
     unwrap_min_dates: int = 2
     thermal_mm_per_m: float = 0.08
@@ -124,12 +132,12 @@ class SceneParams:
     atmosphere_stratified_trend_mm_yr_per_km: float = 6.0
     dem_resolution_m: float = 30.0
     dem_error_flat_m: float = 1.5
-    dem_error_slope_m: float = 12.0
+    dem_error_slope_m: float = 8.0
     dem_error_corr_m: float = 200.0
-    height_coupling_mm_yr_per_m: float = 0.25
+    height_coupling_mm_yr_per_m: float = 0.15
     moisture_field_m: float = 250.0
     moisture_velocity_mm_yr: float = 3.0
-    moisture_seasonal_mm: float = 2.5
+    moisture_seasonal_mm: float = 1.0
     points: PointModel = field(default_factory=PointModel)
 
     def to_dict(self) -> dict:

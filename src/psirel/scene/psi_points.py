@@ -14,28 +14,38 @@ their own), spatial and isolated unwrapping errors are added as whole cycles (``
 and the series is referred to the first date. Velocity and temporal coherence are then estimated
 from the exported series (``estimation.py``), and the point is labelled (``labels.py``).
 
-What goes wrong, besides noise:
+The true motion (``_motion``) is the deformation field (``deformation.py``: subsidence bowls,
+landslides, slope creep, settling buildings — real, so a point that measures it well is
+reliable however fast or non-linear it is), the ground's annual cycle and the thermal dilation
+of buildings.
 
-* outliers (noise-dominated scatterers that slipped through the selection) and temporary
-  scatterers (present only before or after some date: a building built or demolished) — both
-  leave a rough series;
-* the unwrapping errors (``artefacts.py``) — steps of ``λ/2``; a spatial patch offsets a whole
-  cluster, so its velocity stands out from the surrounding points';
-* shadow: no signal at all, only clutter;
-* and, with a *smooth* series that the residual does not betray:
-  - layover: the cell also holds a second coherent scatterer from the other slope imaged at the
-    same slant range — ``Δz`` higher or lower (``Δg = Δz / tan θ`` further or nearer in ground
-    range), with its own motion and atmosphere, and a residual height ``Δz`` that the
-    height–velocity coupling turns into a trend. The point's phase is that of the phasor sum
-    (amplitude ratio ``layover_mix``): smooth, but its velocity blends the two scatterers';
-  - topography-correlated velocity bias on every point (``topography.py``): the stratified
+What goes wrong — each as a PSI expert meets it:
+
+* with a *rough* series: outliers (noise-dominated scatterers that slipped through the
+  selection), temporary scatterers (present only before or after some date: a building built or
+  demolished), shadow (clutter only), and the unwrapping errors (``artefacts.py``: steps of
+  ``λ/2``; a spatial patch offsets a whole cluster, so its velocity stands out from the points
+  around it). Noisy points whose velocity still holds are kept (``labels.py``);
+* with a *smooth* series that the residual does not betray:
+
+  - layover (active and passive, ``geometry.py``): the cell also holds a second coherent
+    scatterer from the other slope imaged at the same slant range — ``Δz`` higher or lower
+    (``Δg = Δz / tan θ`` further or nearer in ground range), with its own motion and atmosphere,
+    and a residual height ``Δz`` that the height–velocity coupling turns into a trend. The
+    point's phase is that of the phasor sum (amplitude ratio ``layover_mix``): smooth, but its
+    velocity blends the two scatterers';
+  - a topography-correlated velocity bias on every point (``topography.py``): the stratified
     atmosphere's drift (``trend · Δh`` from the reference height) and the processor's DEM error
-    times the height–velocity coupling — linear trends, large on steep relief;
+    times the height–velocity coupling — linear trends, large on high, steep relief;
   - spurious scatterers on water and in forest (``spurious_rate``): a boat, floating debris or
     seasonal vegetation, bright and coherent while there, whose series is its own smooth trend
     and annual cycle, not the ground's and not its neighbours';
-  - distributed scatterers on fields (``distributed_rate``): their phase adds their field's
-    soil-moisture signal (``surface.py``), an annual cycle and a trend shared with the field.
+  - distributed scatterers on fields (``distributed_rate``, on ground gentler than
+    ``distributed_max_slope_deg``): their phase adds their field's soil-moisture signal
+    (``surface.py``), an annual cycle and a trend shared with the field;
+  - sidelobe ghosts (``sidelobe_rate`` of the points in a pixel that a strong target's sidelobe
+    dominates, ``sidelobes.py``): bright and stable, with the target's motion and height, but
+    geolocated a few pixels away.
 """
 
 from __future__ import annotations
@@ -98,9 +108,10 @@ class PointBlock:
 
     Written: pid (int64), x, y (map coordinates, m), velocity (mm/yr), coherence (0 … 1),
     height (m), reliable (int8), series (n, T) float32 (mm, 0 at the first date).
-    Truth: true_velocity (mm/yr: line fit of the true motion), reasons (labels bit mask),
-    scr (signal-to-clutter ratio), lulc (class), source (deformation kind: stable, subsidence,
-    landslide), layover, shadow (bool), unwrap_cycles (int: largest |cycle error|),
+    Truth: true_velocity (mm/yr: line fit of the true motion where the point lies), reasons
+    (labels bit mask, uint16), scr (signal-to-clutter ratio), lulc (class), source (deformation
+    kind: ``deformation.STABLE`` … ``SETTLEMENT``), layover, shadow (bool), unwrap_cycles (int:
+    largest |cycle error|),
     artefacts (uint16 bit mask of ``artefacts.ARTEFACTS``), topo_bias (mm/yr: the
     topography-correlated part of the velocity), moisture_bias (mm/yr: the soil-moisture trend
     of a distributed scatterer, 0 for the others).
@@ -144,8 +155,9 @@ def simulate_block(world: World, block: int, block_points: int) -> PointBlock:
     rng = child_rng(p.seed, "points", block)
     site = _sites(world, rng, world.pixel_index[start:stop])
     scat = _scatterers(m, rng, site, acq.n_dates)
-    truth = _true_motion(world, site, scat)
-    series, natural, topo_bias, moisture_bias = _measure(world, rng, site, scat, truth)
+    truth, apparent = _true_motion(world, site, scat)
+    series, natural, topo_bias, moisture_bias = _measure(world, rng, site, scat, truth,
+                                                         apparent)
     patch, isolated = _unwrapping_errors(world, rng, site, scat)
     series += (patch + isolated) * acq.ambiguity_mm
     series = (series - series[:, :1]).astype(np.float32)
@@ -159,7 +171,7 @@ def simulate_block(world: World, block: int, block_points: int) -> PointBlock:
     reliable, reasons = expert_labels(velocity, true_velocity, sigma_v, scat.temporary,
                                       site.layover | site.shadow,
                                       longest_run(cycles != 0) >= m.unwrap_min_dates,
-                                      topo_bias, scat.spurious, moisture_bias,
+                                      topo_bias, scat.spurious, moisture_bias, scat.ghost,
                                       m.noise_sigma_frac, m.velocity_tol_mm_yr,
                                       m.velocity_rel_tol)
     flags = (art.OUTLIER * scat.outlier + art.TEMPORARY * scat.temporary
@@ -168,6 +180,7 @@ def simulate_block(world: World, block: int, block_points: int) -> PointBlock:
              + art.UNWRAP_PATCH * np.any(patch != 0, axis=1)
              + art.UNWRAP_ISOLATED * np.any(isolated != 0, axis=1)
              + art.SPURIOUS * scat.spurious + art.DISTRIBUTED * scat.distributed
+             + art.SIDELOBE * scat.ghost
              + art.TOPO_BIAS * (np.abs(topo_bias) > TOPO_FLAG_MM_YR)).astype(np.uint16)
     return PointBlock(
         pid=np.arange(start, stop, dtype=np.int64), x=site.x, y=site.y,
@@ -182,7 +195,9 @@ def simulate_block(world: World, block: int, block_points: int) -> PointBlock:
 @dataclass
 class _Site:
     """Where the points are: pixel (row, col), fractional position (row_f, col_f, px from the
-    top-left corner), map coordinates x, y (m), and what the rasters hold there."""
+    top-left corner), map coordinates x, y (m), and what the rasters hold there; ``parent``: the
+    pixel's sidelobe parent (flat index, −1 for none) at ``parent_row``, ``parent_col``, and
+    what the rasters hold there (land cover, road, roof height, DEM)."""
 
     row: np.ndarray
     col: np.ndarray
@@ -197,7 +212,15 @@ class _Site:
     amplitude: np.ndarray
     roof_m: np.ndarray
     dem_m: np.ndarray
+    slope_deg: np.ndarray
     velocity_mm_yr: np.ndarray
+    parent: np.ndarray
+    parent_row: np.ndarray
+    parent_col: np.ndarray
+    parent_lulc: np.ndarray
+    parent_road: np.ndarray
+    parent_roof_m: np.ndarray
+    parent_dem_m: np.ndarray
 
 
 def _sites(world: World, rng: np.random.Generator, pixel: np.ndarray) -> _Site:
@@ -206,6 +229,8 @@ def _sites(world: World, rng: np.random.Generator, pixel: np.ndarray) -> _Site:
     p = world.params
     row, col = np.divmod(pixel, world.shape[1])
     row_f, col_f = row + rng.random(row.size), col + rng.random(row.size)
+    parent = world.sidelobe_parent[row, col]
+    parent_row, parent_col = np.divmod(np.maximum(parent, 0), world.shape[1])
     return _Site(
         row=row, col=col, row_f=row_f, col_f=col_f,
         x=p.origin_x_m + col_f * p.pixel_m, y=p.origin_y_m - row_f * p.pixel_m,
@@ -214,7 +239,13 @@ def _sites(world: World, rng: np.random.Generator, pixel: np.ndarray) -> _Site:
         amplitude=world.amplitude[row, col].astype(np.float64),
         roof_m=world.cover.building_height_m[row, col].astype(np.float64),
         dem_m=bilinear(world.terrain.dem_m, row_f - 0.5, col_f - 0.5),
-        velocity_mm_yr=bilinear(world.deformation.velocity_mm_yr, row_f - 0.5, col_f - 0.5))
+        slope_deg=world.terrain.slope_deg[row, col],
+        velocity_mm_yr=bilinear(world.deformation.velocity_mm_yr, row_f - 0.5, col_f - 0.5),
+        parent=parent, parent_row=parent_row, parent_col=parent_col,
+        parent_lulc=world.cover.lulc[parent_row, parent_col],
+        parent_road=world.cover.road[parent_row, parent_col],
+        parent_roof_m=world.cover.building_height_m[parent_row, parent_col].astype(np.float64),
+        parent_dem_m=world.terrain.dem_m[parent_row, parent_col].astype(np.float64))
 
 
 @dataclass
@@ -224,7 +255,9 @@ class _Scatterers:
     ``mix`` (amplitude ratio of a layover cell's second scatterer, 0 outside layover) and
     ``mix_dz`` (its height difference, m), ``mix_psi`` (phase offset between the two, rad);
     ``spurious`` (bool) with its own motion: ``own_v`` (mm/yr), ``own_amp`` (mm), ``own_peak``
-    (fraction of the year); ``distributed`` (bool): its phase follows its field's moisture."""
+    (fraction of the year); ``distributed`` (bool): its phase follows its field's moisture;
+    ``ghost`` (bool): the point is the sidelobe of its pixel's parent target (its height, SCR
+    and building flag are then the parent's scatterer's)."""
 
     above_m: np.ndarray
     height: np.ndarray
@@ -241,6 +274,7 @@ class _Scatterers:
     own_amp: np.ndarray
     own_peak: np.ndarray
     distributed: np.ndarray
+    ghost: np.ndarray
 
 
 def _scatterers(m: PointModel, rng: np.random.Generator, site: _Site, n_dates: int
@@ -250,7 +284,8 @@ def _scatterers(m: PointModel, rng: np.random.Generator, site: _Site, n_dates: i
     class median, × the pixel's brightness relative to its class (0.3 … 4), weaker on roads,
     pure clutter in shadow and for outliers; spurious scatterers are bright (log-normal around
     ``spurious_scr_median``). In layover a second scatterer shares the cell (``layover_mix``,
-    ``layover_dz_m``)."""
+    ``layover_dz_m``). A sidelobe ghost takes its parent target's scatterer: on a building up to
+    its roof, bright (``sidelobe_scr_median``), never an outlier, temporary or spurious."""
     n = site.row.size
     lulc = site.lulc
     building = (lulc == BUILT_UP) & ~site.road
@@ -279,48 +314,86 @@ def _scatterers(m: PointModel, rng: np.random.Generator, site: _Site, n_dates: i
     own_amp = m.spurious_seasonal_mm * rng.uniform(0.2, 1.0, n)
     own_peak = rng.random(n)
     distributed = ((rng.random(n) < _class_lookup(m.distributed_rate)[lulc]) & ~site.road
-                   & ~spurious)
-    return _Scatterers(above, site.dem_m + above, building, scr, outlier, temporary, absent,
-                       mix, mix_dz, mix_psi, spurious, own_v, own_amp, own_peak, distributed)
+                   & ~spurious & (site.slope_deg < m.distributed_max_slope_deg))
+    height = site.dem_m + above
+    ghost = (site.parent >= 0) & (rng.random(n) < m.sidelobe_rate) & ~site.shadow
+    p_building = (site.parent_lulc == BUILT_UP) & ~site.parent_road
+    p_above = np.where(p_building, rng.uniform(0.05, 1.1, n) * site.parent_roof_m,
+                       rng.uniform(0.0, 1.5, n))
+    above = np.where(ghost, p_above, above)
+    height = np.where(ghost, site.parent_dem_m + p_above, height)
+    building = np.where(ghost, p_building, building)
+    scr = np.where(ghost, m.sidelobe_scr_median * np.exp(0.5 * rng.standard_normal(n)), scr)
+    outlier &= ~ghost
+    temporary &= ~ghost
+    absent &= ~ghost[:, None]
+    spurious &= ~ghost
+    distributed &= ~ghost
+    mix = np.where(ghost, 0.0, mix)
+    return _Scatterers(above, height, building, scr, outlier, temporary, absent, mix, mix_dz,
+                       mix_psi, spurious, own_v, own_amp, own_peak, distributed, ghost)
 
 
-def _true_motion(world: World, site: _Site, scat: _Scatterers) -> np.ndarray:
-    """True LOS displacement (n, T) in mm, 0 at the first date: the velocity field, the ground's
-    annual cycle, and the thermal dilation of buildings (± ``thermal_mm_per_m`` per metre of
-    the scatterer's height above ground, peaking in mid-July)."""
+def _motion(world: World, row: np.ndarray, col: np.ndarray, velocity: np.ndarray,
+            building_above_m: np.ndarray) -> np.ndarray:
+    """LOS displacement (n, T) in mm, 0 at the first date, of scatterers in pixels (``row``,
+    ``col``) on ground moving at ``velocity`` (mm/yr): the velocity field, settling buildings
+    (non-linear, ``deformation.py``), the ground's annual cycle, and the thermal dilation of
+    buildings (± ``thermal_mm_per_m`` per metre of the scatterer's height above ground,
+    ``building_above_m``, 0 off buildings; peaking in mid-July)."""
     acq, m = world.acquisition, world.params.points
-    row, col = site.row, site.col
     ground_amp = world.deformation.seasonal_mm[row, col].astype(np.float64)
     ground_peak = world.deformation.seasonal_peak[row, col].astype(np.float64)
     doy = acq.day_of_year[None, :]
-    truth = site.velocity_mm_yr[:, None] * acq.years[None, :]
-    truth += ground_amp[:, None] * np.cos(2 * np.pi * (doy - ground_peak[:, None]))
-    thermal = m.thermal_mm_per_m * np.where(scat.building, scat.above_m, 0.0) * acq.look.los_enu[2]
-    truth += thermal[:, None] * np.cos(2 * np.pi * (doy - 0.55))
-    return truth - truth[:, :1]
+    out = velocity[:, None] * acq.years[None, :]
+    out += world.deformation.settlement_mm(row, col, acq.years)
+    out += ground_amp[:, None] * np.cos(2 * np.pi * (doy - ground_peak[:, None]))
+    thermal = m.thermal_mm_per_m * building_above_m * acq.look.los_enu[2]
+    out += thermal[:, None] * np.cos(2 * np.pi * (doy - 0.55))
+    return out - out[:, :1]
+
+
+def _true_motion(world: World, site: _Site, scat: _Scatterers
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The true motion at each point (n, T, mm; ``_motion``) — for a sidelobe ghost, of the
+    ground where it is geolocated — and the motion its phase follows: the same, but for a
+    ghost its parent target's (the velocity field, settlement and seasons at the parent, the
+    parent scatterer's thermal dilation)."""
+    on_building = np.where(scat.building, scat.above_m, 0.0)
+    truth = _motion(world, site.row, site.col, site.velocity_mm_yr,
+                    np.where(scat.ghost, 0.0, on_building))
+    apparent = truth.copy()
+    g = np.flatnonzero(scat.ghost)
+    if g.size:
+        pr, pc = site.parent_row[g], site.parent_col[g]
+        v = world.deformation.velocity_mm_yr[pr, pc].astype(np.float64)
+        apparent[g] = _motion(world, pr, pc, v, on_building[g])
+    return truth, apparent
 
 
 def _measure(world: World, rng: np.random.Generator, site: _Site, scat: _Scatterers,
-             truth: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+             truth: np.ndarray, apparent: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The processor's unwrapped series (n, T) in mm (not yet referred to the first date), the
     whole cycles (n, T) its temporal unwrapping got wrong (relative to the first date), the
     topography-correlated velocity bias (n,) and the moisture trend (n,), both in mm/yr.
 
     Phase = 4π/λ · (motion + residual atmosphere + topographic bias · t + soil moisture) + the
     phase of (1 + c), c the clutter (circular Gaussian, variance 1/SCR; c alone on dates a
-    temporary scatterer is absent). The motion is the ground's, or a spurious scatterer's own;
-    the moisture term only for distributed scatterers; in layover the first term is the phase
-    of the sum with the second scatterer's phasor. The wrapped phase is unwrapped in time: a
-    step beyond half a cycle is taken the short way."""
+    temporary scatterer is absent). The motion is ``apparent`` (the ground's; for a sidelobe
+    ghost its parent target's) or a spurious scatterer's own; the moisture term only for
+    distributed scatterers; in layover the first term is the phase of the sum with the second
+    scatterer's phasor. The wrapped phase is unwrapped in time: a step beyond half a cycle is
+    taken the short way."""
     acq, p = world.acquisition, world.params
     n, n_dates = truth.shape
     years, doy = acq.years[None, :], acq.day_of_year[None, :]
-    atmo = world.atmosphere.delay_mm(site.row_f, site.col_f, scat.height)
-    topo_bias = (world.atmosphere.velocity_bias_mm_yr(scat.height)
-                 + world.topo.velocity_bias_mm_yr(site.row, site.col))
+    atmo = world.atmosphere.delay_mm(site.row_f, site.col_f, scat.height)  # with the drift
+    dem_bias = world.topo.velocity_bias_mm_yr(site.row, site.col)
+    topo_bias = world.atmosphere.velocity_bias_mm_yr(scat.height) + dem_bias
     own = (scat.own_v[:, None] * years
            + scat.own_amp[:, None] * np.cos(2 * np.pi * (doy - scat.own_peak[:, None])))
-    motion = np.where(scat.spurious[:, None], own - own[:, :1], truth)
+    motion = np.where(scat.spurious[:, None], own - own[:, :1], apparent)
     wet = np.flatnonzero(scat.distributed)
     moisture_bias = np.zeros(n)
     if wet.size:
@@ -328,8 +401,7 @@ def _measure(world: World, rng: np.random.Generator, site: _Site, scat: _Scatter
                                                 acq.day_of_year)
         moisture_bias[wet] = world.moisture.velocity_bias_mm_yr(site.row[wet], site.col[wet])
     k = acq.rad_per_mm
-    phase = k * (motion + atmo + world.topo.velocity_bias_mm_yr(site.row, site.col)[:, None]
-                 * years)
+    phase = k * (motion + atmo + dem_bias[:, None] * years)
     mixed = np.flatnonzero(scat.mix > 0)
     if mixed.size:  # layover: the phasor sum with the second scatterer of the cell
         look = np.radians(acq.look.look_azimuth_deg)
@@ -339,9 +411,8 @@ def _measure(world: World, rng: np.random.Generator, site: _Site, scat: _Scatter
         col2 = np.clip(site.col_f[mixed] + dg_px * np.sin(look), 0.0, world.shape[1] - 1e-6)
         # its own ground motion, the cell's DEM-error bias, and its height offset Δz coupled
         v2 = (bilinear(world.deformation.velocity_mm_yr, row2 - 0.5, col2 - 0.5)
-              + world.topo.velocity_bias_mm_yr(site.row[mixed], site.col[mixed])
-              + world.topo.coupling_mm_yr_per_m * dz)
-        ground = truth[mixed] - site.velocity_mm_yr[mixed, None] * years  # the seasonal part
+              + dem_bias[mixed] + world.topo.coupling_mm_yr_per_m * dz)
+        ground = truth[mixed] - site.velocity_mm_yr[mixed, None] * years  # seasons, settling
         second = (v2[:, None] * years + ground
                   + world.atmosphere.delay_mm(row2, col2, scat.height[mixed] + dz))
         diff = k * second - phase[mixed] + scat.mix_psi[mixed, None]

@@ -1,10 +1,11 @@
 """The scene as a whole, in memory: every raster and model the points are simulated from.
 
 ``build_world`` draws each component from its own random stream (see ``rng.py``) in a fixed
-order: terrain → look geometry → land cover → amplitude → deformation → atmosphere →
-topographic bias (the processor's DEM error) → soil-moisture fields → unwrapping-error patches
-→ point positions (pixels). Points themselves are simulated later,
-block by block (``psi_points.simulate_block``), so that memory stays bounded.
+order: terrain → look geometry (active and passive layover and shadow) → land cover →
+amplitude (with the sidelobes of strong targets) → deformation → atmosphere → topographic bias
+(the processor's DEM error) → soil-moisture fields → unwrapping-error patches → point positions
+(pixels). Points themselves are simulated later, block by block (``psi_points.simulate_block``),
+so that memory stays bounded.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from psirel.scene.landcover import LandCover, make_landcover
 from psirel.scene.params import SceneParams, point_margin_px
 from psirel.scene.psi_points import density_weights, place_points
 from psirel.scene.rng import child_rng
+from psirel.scene.sidelobes import sidelobe_parents
 from psirel.scene.surface import MoistureBias, make_moisture_bias
 from psirel.scene.terrain import Terrain, make_terrain
 from psirel.scene.topography import TopoBias, make_topo_bias
@@ -36,6 +38,8 @@ class World:
     """Everything drawn for one scene (rasters on a ``size_px`` × ``size_px`` grid, row 0 north).
 
     pixel_index: the pixel (row-major flat index) of every point, sorted, int64 (n_points,).
+    sidelobe_parent: per pixel, the bright target whose sidelobe dominates it (flat index,
+    int64; −1 for none).
     """
 
     params: SceneParams
@@ -50,6 +54,7 @@ class World:
     moisture: MoistureBias
     unwrap: UnwrapPatches
     pixel_index: np.ndarray
+    sidelobe_parent: np.ndarray
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -77,6 +82,7 @@ def build_world(params: SceneParams) -> World:
     cover = make_landcover(child_rng(seed, "landcover"), terrain, p.pixel_m)
     rng = child_rng(seed, "amplitude")
     sigma0 = backscatter(rng, cover.lulc, cover.road, geometry, p.incidence_deg, p.pixel_m)
+    sidelobe_parent, sigma0 = sidelobe_parents(sigma0, look, p.points.sidelobe_min_sigma0)
     amplitude = mean_amplitude(rng, sigma0, p.n_dates)
     del sigma0
     deformation = make_deformation(child_rng(seed, "deformation"), terrain, cover, geometry,
@@ -106,4 +112,4 @@ def build_world(params: SceneParams) -> World:
                                  p.pixel_m, p.n_dates, p.points.points_per_unwrap_patch)
     pixel_index = place_points(child_rng(seed, "placement"), points_per_px, p.n_points)
     return World(p, acq, terrain, geometry, cover, amplitude, deformation, atmosphere, topo,
-                 moisture, unwrap, pixel_index)
+                 moisture, unwrap, pixel_index, sidelobe_parent)
