@@ -68,15 +68,11 @@ def tiny_scene(tmp_path_factory) -> Path:
     return d
 
 
-def scene_args(d: Path) -> list[str]:
-    """The four input options of a scene folder, as the CLI takes them."""
-    return ["--points", str(d / "points.gpkg"), "--dem", str(d / "dem.tif"),
-            "--lulc", str(d / "lulc.tif"), "--amplitude", str(d / "amplitude.tif")]
-
-
 @pytest.fixture(scope="session")
 def tiny_model(tiny_scene, tmp_path_factory) -> Path:
     """A model trained for one short epoch on ``tiny_scene`` (structure, not quality)."""
+    from psirel_testing import scene_args
+
     from psirel.cli import main
 
     out = tmp_path_factory.mktemp("tiny_model") / "model"

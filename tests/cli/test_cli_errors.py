@@ -4,7 +4,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import scene_args
+from psirel_testing import scene_args
 
 from psirel.cli import main
 from psirel.io.points import write_points

@@ -69,7 +69,7 @@ def test_unknown_land_cover(tiny_model):
 
 
 def test_training_is_deterministic(tiny_scene, tiny_model, tmp_path):
-    from conftest import scene_args
+    from psirel_testing import scene_args
 
     from psirel.cli import main
 
