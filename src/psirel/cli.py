@@ -197,6 +197,11 @@ def predict(model: Annotated[Path, typer.Option("--model", help="Model directory
                   f"({s['points_per_s']['total']:,.0f} points/s); "
                   f"peak memory {s['peak_rss_mb']:,.0f} MB")
     console.print(f"stages: {stages}")
+    ch, bl = s.get("chunks", {}), s.get("blocks", {})
+    if ch and (ch["computed"] < ch["total"] or bl.get("computed", 0) < bl.get("total", 0)):
+        console.print(f"resumed from {s['work_dir']}: computed {ch['computed']} of {ch['total']} "
+                      f"stage-1 chunks and {bl.get('computed')} of {bl.get('total')} stage-2 "
+                      "blocks; the rest were already done")
     console.print(f"output: [bold]{s['output']}[/]")
 
 
