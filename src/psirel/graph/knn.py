@@ -255,6 +255,19 @@ def _robust_scale(values: np.ndarray) -> float:
     return s if s > 0 else 1.0
 
 
+def _edge_inputs(x_m, y_m, height_m, velocity_mm_yr, idx, mask):
+    """Validated float64 node arrays and the ``[N, k]`` table, as the edge functions need them."""
+    arrays = [np.asarray(a, dtype=np.float64) for a in (x_m, y_m, height_m, velocity_mm_yr)]
+    idx = np.asarray(idx)
+    mask = np.asarray(mask, dtype=bool)
+    n = idx.shape[0]
+    if idx.ndim != 2 or mask.shape != idx.shape:
+        raise ValueError(f"idx {idx.shape} and mask {mask.shape} must be one [N, k] shape")
+    if any(a.shape != (n,) for a in arrays):
+        raise ValueError(f"x_m, y_m, height_m and velocity_mm_yr must all be [{n}]")
+    return (*arrays, idx, mask)
+
+
 def fit_edge_scale(x_m: np.ndarray, y_m: np.ndarray, height_m: np.ndarray,
                    velocity_mm_yr: np.ndarray, idx: np.ndarray, mask: np.ndarray,
                    r_max_m: float | None = None, max_nodes: int = 100_000,
@@ -266,15 +279,8 @@ def fit_edge_scale(x_m: np.ndarray, y_m: np.ndarray, height_m: np.ndarray,
     zero) of Δheight and Δvelocity over the valid edges of at most ``max_nodes`` rows drawn with
     ``rng`` (default: seeded, so the scales are deterministic).
     """
-    arrays = [np.asarray(a, dtype=np.float64) for a in (x_m, y_m, height_m, velocity_mm_yr)]
-    idx = np.asarray(idx)
-    mask = np.asarray(mask, dtype=bool)
+    x, y, h, v, idx, mask = _edge_inputs(x_m, y_m, height_m, velocity_mm_yr, idx, mask)
     n = idx.shape[0]
-    if idx.ndim != 2 or mask.shape != idx.shape:
-        raise ValueError(f"idx {idx.shape} and mask {mask.shape} must be one [N, k] shape")
-    if any(a.shape != (n,) for a in arrays):
-        raise ValueError(f"x_m, y_m, height_m and velocity_mm_yr must all be [{n}]")
-    x, y, h, v = arrays
     rng = np.random.default_rng(0) if rng is None else rng
     rows = np.sort(rng.choice(n, size=max_nodes, replace=False)) if n > max_nodes else np.arange(n)
     nb, ok = idx[rows], mask[rows]
@@ -312,15 +318,8 @@ def edge_features(x_m: np.ndarray, y_m: np.ndarray, height_m: np.ndarray,
         ``[N, k, 5]`` float32.
     """
     s = UNIT_SCALE if scale is None else scale
-    arrays = [np.asarray(a, dtype=np.float64) for a in (x_m, y_m, height_m, velocity_mm_yr)]
-    idx = np.asarray(idx)
-    mask = np.asarray(mask, dtype=bool)
+    x, y, h, v, idx, mask = _edge_inputs(x_m, y_m, height_m, velocity_mm_yr, idx, mask)
     n = idx.shape[0]
-    if idx.ndim != 2 or mask.shape != idx.shape:
-        raise ValueError(f"idx {idx.shape} and mask {mask.shape} must be one [N, k] shape")
-    if any(a.shape != (n,) for a in arrays):
-        raise ValueError(f"x_m, y_m, height_m and velocity_mm_yr must all be [{n}]")
-    x, y, h, v = arrays
     out = np.zeros((*idx.shape, len(EDGE_FEATURES)), np.float32)
     for start in range(0, n, block):
         r = slice(start, min(start + block, n))

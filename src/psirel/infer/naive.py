@@ -16,7 +16,6 @@ import time
 import numpy as np
 
 from psirel.compat import check_unknown_lulc
-from psirel.graph.knn import knn_table
 from psirel.graph.sampling import full_neighbourhood
 from psirel.infer.scene import Scene, Silent, Timer
 
@@ -36,13 +35,7 @@ def predict_naive(scene: Scene, be, batch_points: int = BATCH_POINTS, embed_batc
     progress = progress or Silent()
     timer = timer or Timer()
     n = scene.n
-    t0 = time.perf_counter()
-    progress.stage("graph", n)
-    table = knn_table(scene.cloud.x, scene.cloud.y, k=scene.k, r_max_m=scene.r_max_m)
-    idx, mask = table.idx, table.mask
-    del table
-    progress.advance(n)
-    timer.add("graph", t0)
+    idx, mask = scene.neighbour_table(progress, timer)
 
     progress.stage("naive", n)
     buf = scene.patch_buffer(embed_batch)

@@ -28,7 +28,6 @@ import numpy as np
 from psirel.compat import check_unknown_lulc
 from psirel.errors import PsirelError
 from psirel.features.normalize import N_PATCH_CHANNELS
-from psirel.graph.knn import knn_table
 from psirel.graph.sampling import full_neighbourhood
 from psirel.infer.backends import Backend, make_backend
 from psirel.infer.naive import predict_naive
@@ -219,13 +218,7 @@ def run_stage2(scene: Scene, be: Backend, wd: WorkDir, block: int, progress,
     todo = [i for i in range(len(blocks)) if i not in wd.done["stage2"]]
     nodes_seen = 0
     if todo:
-        t0 = time.perf_counter()
-        progress.stage("graph", n)
-        table = knn_table(scene.cloud.x, scene.cloud.y, k=scene.k, r_max_m=scene.r_max_m)
-        idx, mask = table.idx, table.mask
-        del table
-        progress.advance(n)
-        timer.add("graph", t0)
+        idx, mask = scene.neighbour_table(progress, timer)
         emb = wd.read_embeddings()
         progress.stage("gnn", n)
         if len(todo) < len(blocks):  # resumed

@@ -20,7 +20,7 @@ from psirel.errors import ModelError
 from psirel.features.normalize import N_PATCH_CHANNELS, Normalizer
 from psirel.features.patches import spatial_order
 from psirel.features.scalars import scalar_features
-from psirel.graph.knn import EdgeScale, edge_features
+from psirel.graph.knn import EdgeScale, edge_features, knn_table
 from psirel.inspect import check_points_inside
 from psirel.io.points import PointCloud, read_points
 from psirel.io.rasters import RasterStack
@@ -85,6 +85,15 @@ class Scene:
         """Normalised patches of ``rows`` into ``buf`` (reused, so no fresh pages per chunk)."""
         return self.normalizer.extract(self.stack, self.cloud.x[rows], self.cloud.y[rows],
                                        out=buf)
+
+    def neighbour_table(self, progress, timer) -> tuple[np.ndarray, np.ndarray]:
+        """The whole cloud's kNN table (``idx``, ``mask``), timed and reported as stage 'graph'."""
+        t0 = time.perf_counter()
+        progress.stage("graph", self.n)
+        table = knn_table(self.cloud.x, self.cloud.y, k=self.k, r_max_m=self.r_max_m)
+        progress.advance(self.n)
+        timer.add("graph", t0)
+        return table.idx, table.mask
 
     def patch_buffer(self, n: int) -> np.ndarray:
         p = self.normalizer.patch_px
