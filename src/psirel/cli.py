@@ -84,7 +84,7 @@ def train(points: PointsOpt, dem: DemOpt, lulc: LulcOpt, amplitude: AmpOpt,
           gnn: Annotated[str, typer.Option("--gnn", help="unimp | gatv2 | gen")] = "unimp",
           epochs: Annotated[int, typer.Option("--epochs")] = 12,
           seed: Annotated[int, typer.Option("--seed")] = 0,
-          batch_size: Annotated[int, typer.Option("--batch-size", help="Seeds per step")] = 512,
+          batch_size: Annotated[int, typer.Option("--batch-size", help="Seeds per step")] = 256,
           fanout: Annotated[str, typer.Option("--fanout", help="Per-hop fan-outs, e.g. 8,4; "
                                               "its length sets the hops sampled")] = "8,4",
           layers: Annotated[int, typer.Option("--layers", help="GNN layers")] = 2,

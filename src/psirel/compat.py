@@ -8,6 +8,7 @@ series or 100 m rasters: every mismatch that would make its output meaningless i
 from __future__ import annotations
 
 from psirel.errors import ModelError
+from psirel.graph.knn import EDGE_FEATURES
 from psirel.model_dir import MODEL_JSON, ModelCard
 
 # Patches cover patch_px × pixel_m metres; beyond this ratio the model sees another footprint.
@@ -26,6 +27,10 @@ def check_features(card: ModelCard, scalar_names: list[str], n_dates: int, pixel
     if f.get("n_dates_trained", 0) > 0 and n_dates == 0:
         raise ModelError(mj, "model was trained with displacement time series but the points "
                              "have no date columns (DYYYYMMDD or YYYYMMDD)")
+    if list(f.get("edge_features", [])) != list(EDGE_FEATURES):
+        raise ModelError(mj, f"feature config does not match the data: model expects edge "
+                             f"features {f.get('edge_features')}, this version computes "
+                             f"{list(EDGE_FEATURES)}")
     trained_px = float(f["pixel_m"])
     ratio = max(pixel_m, trained_px) / min(pixel_m, trained_px)
     if ratio > MAX_PIXEL_RATIO:

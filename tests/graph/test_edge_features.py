@@ -24,16 +24,34 @@ def test_edge_features_of_a_hand_made_graph():
     scale = EdgeScale(xy_m=5.0, height_m=2.0, velocity_mm_yr=4.0)
     f = edge_features(x, y, h, v, t.idx, t.mask, scale)
     assert f.shape == (3, 2, len(EDGE_FEATURES)) and f.dtype == np.float32
-    assert EDGE_FEATURES == ("dx", "dy", "distance", "dheight", "dvelocity")
-    expected = np.zeros((3, 2, 5))
-    expected[0, 0] = [3 / 5, 4 / 5, 1.0, 3 / 2, 3 / 4]  # edge 1 → 0
-    expected[1, 0] = [-3 / 5, -4 / 5, 1.0, -3 / 2, -3 / 4]  # edge 0 → 1
-    expected[1, 1] = [3 / 5, 4 / 5, 1.0, -4 / 2, 4 / 4]  # edge 2 → 1
-    expected[2, 0] = [-3 / 5, -4 / 5, 1.0, 4 / 2, -4 / 4]  # edge 1 → 2
+    assert EDGE_FEATURES == ("dx", "dy", "distance", "dheight", "dvelocity", "dseries_rms")
+    expected = np.zeros((3, 2, 6))  # no series given: dseries_rms is 0
+    expected[0, 0] = [3 / 5, 4 / 5, 1.0, 3 / 2, 3 / 4, 0]  # edge 1 → 0
+    expected[1, 0] = [-3 / 5, -4 / 5, 1.0, -3 / 2, -3 / 4, 0]  # edge 0 → 1
+    expected[1, 1] = [3 / 5, 4 / 5, 1.0, -4 / 2, 4 / 4, 0]  # edge 2 → 1
+    expected[2, 0] = [-3 / 5, -4 / 5, 1.0, 4 / 2, -4 / 4, 0]  # edge 1 → 2
     np.testing.assert_allclose(f, expected, rtol=1e-6)
     raw = edge_features(x, y, h, v, t.idx, t.mask)  # no scale: metres and mm/yr
-    np.testing.assert_allclose(raw[1, 1], [3, 4, 5, -4, 4], rtol=1e-6)
+    np.testing.assert_allclose(raw[1, 1], [3, 4, 5, -4, 4, 0], rtol=1e-6)
     np.testing.assert_array_equal(raw[~t.mask], 0.0)
+
+
+def test_series_rms_difference_ignores_offsets_and_sees_disagreement():
+    x, y, h, v, t = three_points()
+    # 0 and 1 move alike up to a constant offset; 2 has a 27.75 mm unwrapping step at date 2
+    series = np.array([[0.0, 1.0, 2.0, 3.0],
+                       [5.0, 6.0, 7.0, 8.0],
+                       [0.0, 1.0, 29.75, 30.75]], np.float32)
+    scale = EdgeScale(xy_m=5.0, height_m=2.0, velocity_mm_yr=4.0, series_mm=2.0)
+    f = edge_features(x, y, h, v, t.idx, t.mask, scale, series_mm=series)
+    assert f[0, 0, 5] == pytest.approx(0.0, abs=1e-6)  # edge 1 → 0: same motion
+    d = np.array([0.0, 0.0, 27.75, 27.75]) - 27.75 / 2  # edge 2 → 1 after de-meaning
+    assert f[1, 1, 5] == pytest.approx(np.sqrt(np.mean(d * d)) / 2.0, rel=1e-5)
+    assert f[2, 0, 5] == pytest.approx(f[1, 1, 5], rel=1e-6)  # symmetric
+    np.testing.assert_array_equal(f[~t.mask], 0.0)
+    # the row blocks of the series computation do not change it
+    g = edge_features(x, y, h, v, t.idx, t.mask, scale, series_mm=series, block=1)
+    np.testing.assert_array_equal(f, g)
 
 
 def test_masked_slots_are_zero_even_with_nan_attributes():
@@ -43,7 +61,7 @@ def test_masked_slots_are_zero_even_with_nan_attributes():
     mask = np.array([[False, False], [False, True], [True, False]])
     f = edge_features(x, y, h, v, idx, mask)
     np.testing.assert_array_equal(f[~mask], 0.0)
-    np.testing.assert_allclose(f[1, 1], [3, 4, 5, -4, 4], rtol=1e-6)
+    np.testing.assert_allclose(f[1, 1], [3, 4, 5, -4, 4, 0], rtol=1e-6)
 
 
 def test_blocks_do_not_change_features():
@@ -108,7 +126,7 @@ def test_fit_edge_scale_uses_robust_spreads():
 def test_edge_scale_json_round_trip_and_validation():
     s = EdgeScale(xy_m=100.0, height_m=4.5, velocity_mm_yr=2.25)
     d = s.to_json()
-    assert d == {"xy_m": 100.0, "height_m": 4.5, "velocity_mm_yr": 2.25}
+    assert d == {"xy_m": 100.0, "height_m": 4.5, "velocity_mm_yr": 2.25, "series_mm": 1.0}
     assert EdgeScale.from_json(d) == s
     assert EdgeScale.from_json(json.dumps(d)) == s
     with pytest.raises(ValueError, match="missing"):

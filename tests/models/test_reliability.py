@@ -73,5 +73,26 @@ def test_parameter_count_and_flops():
     assert count_parameters(model.pointwise.cnn) == 285_252
     assert count_parameters(model) == (count_parameters(model.pointwise)
                                        + count_parameters(model.gnn)
+                                       + count_parameters(model.edge_summary)
                                        + count_parameters(model.head))
+    # the edge summary: (2 · edge_dim + 1) → emb_dim projection
+    e, d = cfg.edge_dim, cfg.emb_dim
+    assert count_parameters(model.edge_summary) == (2 * e + 1) * d + d
     assert model.flops_per_patch() == 12_192_768  # 3 + lulc_dim = 7 input channels
+
+
+def test_edge_summary_values():
+    import torch
+
+    from psirel.models.reliability import EdgeSummary
+
+    s = EdgeSummary(edge_dim=2, emb_dim=3)
+    with torch.no_grad():
+        s.proj.weight.copy_(torch.eye(5)[[0, 2, 4]])  # picks mean[0], min[0], degree
+        s.proj.bias.zero_()
+    emb = torch.zeros(2, 3)
+    mask = torch.tensor([[True, True, False], [False, False, False]])
+    ea = torch.tensor([[[1.0, 0], [-3.0, 0], [100.0, 0]], [[5.0, 0], [5.0, 0], [5.0, 0]]])
+    out = s(emb, mask, ea)
+    # node 0: mean |e| = 2, min |e| = 1, degree 2/3; node 1 isolated: zeros
+    torch.testing.assert_close(out, torch.tensor([[2.0, 1.0, 2 / 3], [0.0, 0.0, 0.0]]))

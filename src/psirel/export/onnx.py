@@ -66,8 +66,7 @@ def sample_from_graph_data(data, n_seeds: int = 16, hops: int = 2) -> ExportSamp
     seeds = np.sort(order[start:start + n_seeds])
     sub = full_neighbourhood((data.idx, data.mask), seeds, hops)
     nodes = sub.nodes
-    ea = edge_features(data.x_m[nodes], data.y_m[nodes], data.height_m[nodes],
-                       data.velocity_mm_yr[nodes], sub.idx, sub.mask, data.edge_scale)
+    ea = data.edge_attr(nodes, sub.idx, sub.mask)
     return ExportSample(patches=np.asarray(data.patches[nodes], dtype=np.float32),
                         scalars=np.asarray(data.scalars[nodes], dtype=np.float32),
                         idx=sub.idx.astype(np.int64), mask=sub.mask, edge_attr=ea,

@@ -251,10 +251,13 @@ class Normalizer:
 
     # ------------------------------------------------------------------ scalars
     def scalars(self, feats: np.ndarray, names: list[str] | None = None) -> np.ndarray:
-        """Standardise scalar features ``[n, S]`` -> float32 ``[n, S]``.
+        """Scalar features ``[n, S]`` -> float32 ``[n, S]``: ``asinh((x − centre) / scale)``.
 
-        ``names``, when given, must equal ``scalar_names`` (guards against a feature set that
-        changed between training and inference). Non-finite values map to 0, the training mean.
+        ``scalar_mean``/``scalar_std`` hold a robust centre and scale (median, 1.4826·MAD); the
+        asinh keeps the bulk linear and compresses heavy tails logarithmically, so one outlier
+        date does not saturate the network. ``names``, when given, must equal ``scalar_names``
+        (guards against a feature set that changed between training and inference). Non-finite
+        values map to 0, the training median.
         """
         feats = np.asarray(feats, dtype=np.float64)
         if names is not None and list(names) != self.scalar_names:
@@ -263,11 +266,28 @@ class Normalizer:
         if feats.ndim != 2 or feats.shape[1] != len(self.scalar_names):
             raise ValueError(f"scalar features must be [n, {len(self.scalar_names)}], got "
                              f"{list(feats.shape)}")
-        z = (feats - np.asarray(self.scalar_mean)) / np.asarray(self.scalar_std)
+        z = np.arcsinh((feats - np.asarray(self.scalar_mean)) / np.asarray(self.scalar_std))
         return np.where(np.isfinite(z), z, 0.0).astype(np.float32)
 
 
 # ---------------------------------------------------------------------- fitting
+def _robust_centre_scale(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column median and 1.4826·MAD over finite values (std where the MAD is 0, 1 where
+    both are). PSI features are heavy-tailed (an unwrapping jump is 28 mm against 1–2 mm of
+    noise): a mean/std would be dragged by the tail and squash the bulk towards 0."""
+    n_cols = feats.shape[1]
+    centre, scale = np.zeros(n_cols), np.ones(n_cols)
+    for j in range(n_cols):
+        col = feats[:, j][np.isfinite(feats[:, j])]
+        if col.size == 0:
+            continue
+        centre[j] = np.median(col)
+        mad = 1.4826 * np.median(np.abs(col - centre[j]))
+        sd = col.std()
+        scale[j] = mad if mad > 1e-9 * max(abs(centre[j]), 1.0) else (sd if sd > 0 else 1.0)
+    return centre, scale
+
+
 def lulc_codes_in_window(stack: RasterStack, row0: int, col0: int, height: int, width: int,
                          max_px: int = 1 << 22) -> list[int]:
     """Sorted LULC codes present at valid pixels of a window, read in strips of ``max_px``."""
@@ -305,8 +325,8 @@ def fit_normalizer(stack: RasterStack, x: np.ndarray, y: np.ndarray, scalar_feat
       sampled patches.
     * DEM and amplitude statistics: over valid pixels of the patches of a deterministic sample of
       ``min(sample, n)`` points (``numpy.random.default_rng(seed)``, without replacement).
-    * Scalar statistics: mean and std of every column of ``scalar_feats [n, S]`` over finite
-      values (a zero std becomes 1).
+    * Scalar statistics: robust centre and scale (median, 1.4826·MAD) of every column of
+      ``scalar_feats [n, S]`` over finite values (see :meth:`Normalizer.scalars`).
     """
     if lulc_source not in ("raster", "patches"):
         raise ValueError(f"lulc_source must be 'raster' or 'patches', got {lulc_source!r}")
@@ -356,13 +376,7 @@ def fit_normalizer(stack: RasterStack, x: np.ndarray, y: np.ndarray, scalar_feat
     else:
         codes = sorted(patch_codes)
 
-    with np.errstate(invalid="ignore"):
-        ok = np.isfinite(feats)
-        k = ok.sum(axis=0)
-        s_mean = np.where(k > 0, np.where(ok, feats, 0).sum(axis=0) / np.maximum(k, 1), 0.0)
-        dev = np.where(ok, feats - s_mean, 0)
-        s_std = np.sqrt((dev * dev).sum(axis=0) / np.maximum(k, 1))
-    s_std = np.where((s_std > 0) & np.isfinite(s_std), s_std, 1.0)
+    s_mean, s_std = _robust_centre_scale(feats)
 
     return Normalizer(lulc_codes=codes, dem_rel_std_m=dem_std if dem_std > 0 else 1.0,
                       amp_db_mean=amp_mean, amp_db_std=amp_std if amp_std > 0 else 1.0,

@@ -38,7 +38,7 @@ DEFAULT_K = 16
 # It also bounds the halo of tiled inference, (L + 1) · r_max = 300-400 m for L = 2-3.
 DEFAULT_R_MAX_M = 100.0
 
-EDGE_FEATURES = ("dx", "dy", "distance", "dheight", "dvelocity")
+EDGE_FEATURES = ("dx", "dy", "distance", "dheight", "dvelocity", "dseries_rms")
 
 
 @dataclass(eq=False)
@@ -211,11 +211,13 @@ class EdgeScale:
             they lie in [-1, 1].
         height_m: divides Δheight (metres).
         velocity_mm_yr: divides Δvelocity (mm/yr).
+        series_mm: divides the RMS difference of two points' de-meaned series (mm).
     """
 
     xy_m: float
     height_m: float
     velocity_mm_yr: float
+    series_mm: float = 1.0
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -235,7 +237,8 @@ class EdgeScale:
         if missing:
             raise ValueError(f"edge scale is missing {', '.join(sorted(missing))}")
         return cls(xy_m=float(data["xy_m"]), height_m=float(data["height_m"]),
-                   velocity_mm_yr=float(data["velocity_mm_yr"]))
+                   velocity_mm_yr=float(data["velocity_mm_yr"]),
+                   series_mm=float(data.get("series_mm", 1.0)))
 
 
 UNIT_SCALE = EdgeScale(xy_m=1.0, height_m=1.0, velocity_mm_yr=1.0)
@@ -255,6 +258,23 @@ def _robust_scale(values: np.ndarray) -> float:
     return s if s > 0 else 1.0
 
 
+def series_rms_difference(series_mm: np.ndarray | None, rows: np.ndarray | slice,
+                          nb: np.ndarray) -> np.ndarray:
+    """RMS over dates of (s_j − s_i) − mean(s_j − s_i) for the edges ``nb [r, k]`` of ``rows``:
+    how differently two points moved in time, whatever their reference offset. A point whose
+    series disagrees with all its neighbours' (an unwrapping slip, a sidelobe of another target,
+    a spurious scatterer) stands out here even when its own series is smooth. NaN dates are
+    skipped; no series (``None`` or T = 0) gives zeros. ``[r, k]`` float32."""
+    if series_mm is None or series_mm.shape[1] == 0:
+        return np.zeros(nb.shape, np.float32)
+    own = np.asarray(series_mm[rows], np.float32)[:, None, :]
+    d = np.asarray(series_mm[nb], np.float32) - own                      # [r, k, T]
+    with np.errstate(invalid="ignore"):
+        d = d - np.nanmean(d, axis=2, keepdims=True)
+        out = np.sqrt(np.nanmean(d * d, axis=2))
+    return np.where(np.isfinite(out), out, 0.0).astype(np.float32)
+
+
 def _edge_inputs(x_m, y_m, height_m, velocity_mm_yr, idx, mask):
     """Validated float64 node arrays and the ``[N, k]`` table, as the edge functions need them."""
     arrays = [np.asarray(a, dtype=np.float64) for a in (x_m, y_m, height_m, velocity_mm_yr)]
@@ -271,7 +291,8 @@ def _edge_inputs(x_m, y_m, height_m, velocity_mm_yr, idx, mask):
 def fit_edge_scale(x_m: np.ndarray, y_m: np.ndarray, height_m: np.ndarray,
                    velocity_mm_yr: np.ndarray, idx: np.ndarray, mask: np.ndarray,
                    r_max_m: float | None = None, max_nodes: int = 100_000,
-                   rng: np.random.Generator | None = None) -> EdgeScale:
+                   rng: np.random.Generator | None = None,
+                   series_mm: np.ndarray | None = None) -> EdgeScale:
     """Edge feature scales from a sample of a neighbour table (arguments as ``edge_features``).
 
     ``xy_m`` is ``r_max_m`` (dx, dy and distance then lie in [-1, 1]), or the longest sampled edge
@@ -291,17 +312,23 @@ def fit_edge_scale(x_m: np.ndarray, y_m: np.ndarray, height_m: np.ndarray,
         xy = float(r_max_m)
     dh = (h[nb] - h[rows, None])[ok]
     dv = (v[nb] - v[rows, None])[ok]
-    return EdgeScale(xy_m=xy, height_m=_robust_scale(dh), velocity_mm_yr=_robust_scale(dv))
+    sub = rows[: min(len(rows), 20_000)]  # the series RMS costs k·T per row
+    ds = series_rms_difference(series_mm, sub, nb[: len(sub)])[ok[: len(sub)]]
+    return EdgeScale(xy_m=xy, height_m=_robust_scale(dh), velocity_mm_yr=_robust_scale(dv),
+                     series_mm=_robust_scale(ds) if series_mm is not None else 1.0)
 
 
 def edge_features(x_m: np.ndarray, y_m: np.ndarray, height_m: np.ndarray,
                   velocity_mm_yr: np.ndarray, idx: np.ndarray, mask: np.ndarray,
-                  scale: EdgeScale | None = None, block: int = 262_144) -> np.ndarray:
+                  scale: EdgeScale | None = None, block: int = 262_144,
+                  series_mm: np.ndarray | None = None) -> np.ndarray:
     """Features of every edge j → i of a neighbour table, in ``EDGE_FEATURES`` order.
 
     For the edge from j = idx[i, s] to i: dx = x_j − x_i, dy = y_j − y_i, distance = |(dx, dy)|
     (all divided by ``scale.xy_m``), Δheight = h_j − h_i (÷ ``scale.height_m``) and
-    Δvelocity = v_j − v_i (÷ ``scale.velocity_mm_yr``). Masked slots are 0.
+    Δvelocity = v_j − v_i (÷ ``scale.velocity_mm_yr``) and the RMS difference of the two
+    de-meaned series (:func:`series_rms_difference`, ÷ ``scale.series_mm``; 0 without
+    ``series_mm``). Masked slots are 0.
 
     Works for any table whose indices point into the given arrays: the full graph, or a sampled
     subgraph with its local indices (pass ``x_m[sub.nodes]`` and so on).
@@ -313,9 +340,10 @@ def edge_features(x_m: np.ndarray, y_m: np.ndarray, height_m: np.ndarray,
         idx, mask: ``[N, k]`` neighbour table.
         scale: divisors; None leaves the features in metres and mm/yr.
         block: rows computed at once (bounds the float64 temporaries).
+        series_mm: ``[N, T]`` displacement series (mm), or None.
 
     Returns:
-        ``[N, k, 5]`` float32.
+        ``[N, k, 6]`` float32.
     """
     s = UNIT_SCALE if scale is None else scale
     x, y, h, v, idx, mask = _edge_inputs(x_m, y_m, height_m, velocity_mm_yr, idx, mask)
@@ -332,5 +360,12 @@ def edge_features(x_m: np.ndarray, y_m: np.ndarray, height_m: np.ndarray,
         o[..., 2] = np.hypot(dx, dy) / s.xy_m
         o[..., 3] = (h[nb] - h[r, None]) / s.height_m
         o[..., 4] = (v[nb] - v[r, None]) / s.velocity_mm_yr
+        if series_mm is not None:
+            # [rows, k, T] temporaries: at most ~2^22 floats at a time
+            step = max(1, (1 << 22) // max(nb.shape[1] * series_mm.shape[1], 1))
+            for a in range(0, nb.shape[0], step):
+                rows = np.arange(r.start + a, min(r.start + a + step, r.stop))
+                o[a:a + len(rows), :, 5] = series_rms_difference(series_mm, rows, nb[a:a + step]) \
+                    / s.series_mm
         o[~mask[r]] = 0.0
     return out

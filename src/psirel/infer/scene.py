@@ -79,7 +79,8 @@ class Scene:
         """Edge features of a subgraph over global ``nodes`` (local ``idx``)."""
         c = self.cloud
         return edge_features(c.x[nodes], c.y[nodes], self.height_m[nodes],
-                             c.velocity_mm_yr[nodes], idx, mask, self.edge_scale)
+                             c.velocity_mm_yr[nodes], idx, mask, self.edge_scale,
+                             series_mm=c.series_mm[nodes])
 
     def extract(self, rows: np.ndarray, buf: np.ndarray) -> tuple[np.ndarray, int]:
         """Normalised patches of ``rows`` into ``buf`` (reused, so no fresh pages per chunk)."""

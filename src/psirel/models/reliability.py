@@ -28,6 +28,8 @@ class ModelConfig:
     ``gnn="none"`` is the pointwise-only variant (embedding → head). ``head_skip`` feeds the head
     the point's own embedding beside the GNN output (``[emb, gnn(emb)]``), so the graph only has
     to add what the neighbours know and the full model starts from the pointwise solution.
+    ``edge_summary`` adds to each embedding, before the GNN, a projection of its edges' masked
+    mean and minimum of |edge features| and its degree (see :class:`EdgeSummary`).
     ``patch_px`` is the patch side in pixels the model is built for (export shapes and the FLOP
     count; the ConvNeXt itself accepts any side ≥ 32).
     """
@@ -49,6 +51,7 @@ class ModelConfig:
     dropout: float = 0.1
     head_hidden: int | None = None
     head_skip: bool = True
+    edge_summary: bool = True
     patch_px: int = 80
 
     def __post_init__(self) -> None:
@@ -85,17 +88,52 @@ class ModelConfig:
         return cls.from_dict(json.loads(text))
 
 
+class EdgeSummary(nn.Module):
+    """Per-node summary of the incident edges, projected into the embedding space.
+
+    ``s_i = [mean_j |e_ij|, min_j |e_ij|, deg_i / K]`` over valid slots (zeros for an isolated
+    node); ``emb_i' = emb_i + W s_i``. The minimum answers "does any neighbour move like me?"
+    (smallest series or velocity difference), which attention-weighted sums express poorly;
+    expert weeding (StaMPS-like) relies on exactly such robust neighbour statistics.
+
+    Shapes: emb ``[N, D]``, mask ``[N, K]``, edge_attr ``[N, K, E]`` → ``[N, D]``.
+    """
+
+    def __init__(self, edge_dim: int, emb_dim: int):
+        super().__init__()
+        self.proj = nn.Linear(2 * edge_dim + 1, emb_dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.proj.weight, std=0.02)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, emb: Tensor, mask: Tensor, edge_attr: Tensor) -> Tensor:
+        m = mask.unsqueeze(-1).to(edge_attr.dtype)                      # [N, K, 1]
+        a = edge_attr.abs()
+        deg = m.sum(dim=1)                                               # [N, 1]
+        mean = (a * m).sum(dim=1) / deg.clamp(min=1.0)
+        big = torch.full_like(a, 1e4)
+        mn = torch.where(mask.unsqueeze(-1), a, big).min(dim=1).values
+        mn = torch.where(deg > 0, mn, torch.zeros_like(mn))
+        s = torch.cat([mean, mn, deg / max(mask.shape[1], 1)], dim=-1)
+        return emb + self.proj(s)
+
+
 class GraphStage(nn.Module):
     """Stage 2 as one module: ``(emb [N, D], idx, mask, edge_attr) → logits [N]``."""
 
-    def __init__(self, gnn: GNNEncoder | None, head: ReliabilityHead, skip: bool = False):
+    def __init__(self, gnn: GNNEncoder | None, head: ReliabilityHead, skip: bool = False,
+                 summary: EdgeSummary | None = None):
         super().__init__()
-        self.gnn, self.head, self.skip = gnn, head, skip
+        self.gnn, self.head, self.skip, self.summary = gnn, head, skip, summary
 
     def forward(self, emb: Tensor, idx: Tensor | None = None, mask: Tensor | None = None,
                 edge_attr: Tensor | None = None) -> Tensor:
         if self.gnn is None:
             return self.head(emb)
+        if self.summary is not None:
+            emb = self.summary(emb, mask, edge_attr)
         h = self.gnn(emb, idx, mask, edge_attr)
         return self.head(torch.cat([emb, h], dim=-1) if self.skip else h)
 
@@ -116,6 +154,7 @@ class ReliabilityModel(nn.Module):
             emb_dim=cfg.emb_dim, fusion=cfg.fusion, depths=cfg.depths, dims=cfg.dims,
             scalar_hidden=cfg.scalar_hidden, drop_path_rate=cfg.drop_path_rate,
         )
+        self.edge_summary = None
         if cfg.gnn == "none":
             self.gnn = None
             head_in = cfg.emb_dim
@@ -123,6 +162,8 @@ class ReliabilityModel(nn.Module):
             self.gnn = GNNEncoder(cfg.emb_dim, cfg.gnn_hidden, cfg.gnn_layers, cfg.gnn,
                                   cfg.heads, cfg.edge_dim, cfg.dropout)
             head_in = cfg.gnn_hidden + (cfg.emb_dim if cfg.head_skip else 0)
+            if cfg.edge_summary:
+                self.edge_summary = EdgeSummary(cfg.edge_dim, cfg.emb_dim)
         self.head = ReliabilityHead(head_in, cfg.head_hidden, cfg.dropout)
 
     def embed(self, patches: Tensor, scalars: Tensor) -> Tensor:
@@ -136,7 +177,7 @@ class ReliabilityModel(nn.Module):
 
     def graph_stage(self) -> GraphStage:
         """Stage 2 as a module sharing this model's weights (for ONNX export)."""
-        return GraphStage(self.gnn, self.head, self.cfg.head_skip)
+        return GraphStage(self.gnn, self.head, self.cfg.head_skip, self.edge_summary)
 
     def forward(self, patches: Tensor, scalars: Tensor, idx: Tensor | None = None,
                 mask: Tensor | None = None, edge_attr: Tensor | None = None) -> Tensor:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from psirel.graph.knn import EdgeScale, edge_features
+from psirel.graph.knn import EDGE_FEATURES, EdgeScale, edge_features
 from psirel.graph.sampling import Subgraph, compact_batches, full_neighbourhood, sample_subgraph
 from psirel.models.reliability import ModelConfig, ReliabilityModel
 from psirel.report.metrics import reliability_metrics, tune_threshold
@@ -30,9 +30,9 @@ class TrainSettings:
     gnn: str = "unimp"
     layers: int = 2
     epochs: int = 12
-    batch_size: int = 512
+    batch_size: int = 256
     fanout: tuple[int, ...] = (8, 4)
-    lr: float = 2e-3
+    lr: float = 3e-3
     weight_decay: float = 0.05
     patience: int = 4
     seed: int = 0
@@ -67,11 +67,18 @@ class GraphData:
     mask: np.ndarray
     edge_scale: EdgeScale
     labels: np.ndarray | None = None
+    series_mm: np.ndarray | None = None   # [N, T] for the series-difference edge feature
+
+    def edge_attr(self, nodes: np.ndarray, idx: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Edge features of a subgraph over global ``nodes`` (local ``idx``)."""
+        series = None if self.series_mm is None else self.series_mm[nodes]
+        return edge_features(self.x_m[nodes], self.y_m[nodes], self.height_m[nodes],
+                             self.velocity_mm_yr[nodes], idx, mask, self.edge_scale,
+                             series_mm=series)
 
     def subgraph_tensors(self, sub: Subgraph, device: str = "cpu") -> dict[str, torch.Tensor]:
         nodes = sub.nodes
-        ea = edge_features(self.x_m[nodes], self.y_m[nodes], self.height_m[nodes],
-                           self.velocity_mm_yr[nodes], sub.idx, sub.mask, self.edge_scale)
+        ea = self.edge_attr(nodes, sub.idx, sub.mask)
         # a sorted gather is a sequential read of the memmap
         order = np.argsort(nodes, kind="stable")
         patches = np.empty((len(nodes),) + self.patches.shape[1:], np.float32)
@@ -88,7 +95,8 @@ class GraphData:
 def model_config(settings: TrainSettings, n_lulc: int, n_scalars: int, gnn: str) -> ModelConfig:
     return ModelConfig(n_lulc=n_lulc, n_scalars=n_scalars, emb_dim=settings.emb_dim,
                        fusion=settings.fusion, gnn=gnn, gnn_hidden=settings.hidden,
-                       gnn_layers=settings.layers, heads=settings.heads, dropout=settings.dropout)
+                       gnn_layers=settings.layers, heads=settings.heads, dropout=settings.dropout,
+                       scalar_hidden=64, edge_dim=len(EDGE_FEATURES))
 
 
 def subgraph_logits(model: ReliabilityModel, t: dict[str, torch.Tensor],

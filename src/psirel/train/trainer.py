@@ -36,7 +36,7 @@ def graph_data(inputs: CloudInputs, patches: np.ndarray, normalizer, edge_scale)
     return GraphData(patches=patches, scalars=normalizer.scalars(inputs.scalars_raw),
                      x_m=c.x, y_m=c.y, height_m=inputs.height_m, velocity_mm_yr=c.velocity_mm_yr,
                      idx=inputs.table.idx, mask=inputs.table.mask, edge_scale=edge_scale,
-                     labels=c.labels)
+                     labels=c.labels, series_mm=c.series_mm)
 
 
 def train(points: Path, dem: Path, lulc: Path, amplitude: Path, out: Path, *,
@@ -61,7 +61,8 @@ def train(points: Path, dem: Path, lulc: Path, amplitude: Path, out: Path, *,
         normalizer = fit_normalizer(inputs.stack, c.x, c.y, inputs.scalars_raw,
                                     inputs.scalar_names, seed=settings.seed)
         edge_scale = fit_edge_scale(c.x, c.y, inputs.height_m, c.velocity_mm_yr,
-                                    inputs.table.idx, inputs.table.mask, r_max_m=settings.r_max_m)
+                                    inputs.table.idx, inputs.table.mask, r_max_m=settings.r_max_m,
+                                    series_mm=c.series_mm)
         rep.stage("patches", inputs.n)
         patches, n_unknown = build_patch_cache(inputs, normalizer, cache_dir,
                                                progress=lambda n: rep.advance(n))
