@@ -46,3 +46,12 @@ def test_missing_artifact_and_dir(tmp_path):
         load_card(tmp_path / "nope")
     meta = json.loads((d / "model.json").read_text())
     assert meta["format"] == "psirel-model/1"
+
+
+def test_receptive_hops():
+    from psirel.model_dir import receptive_hops
+
+    assert receptive_hops({"gnn": "none", "gnn_layers": 2}) == 0
+    assert receptive_hops({"gnn": "unimp", "gnn_layers": 2, "edge_summary": False}) == 2
+    # the edge summary reads each node's own edges at the input: one hop more
+    assert receptive_hops({"gnn": "gen", "gnn_layers": 3, "edge_summary": True}) == 4

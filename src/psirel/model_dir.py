@@ -96,3 +96,16 @@ def save_card(model_dir: Path | str, meta: dict) -> Path:
     path = Path(model_dir) / MODEL_JSON
     atomic_write_text(path, json.dumps(meta, indent=2, sort_keys=False) + "\n")
     return path
+
+
+def receptive_hops(config: dict) -> int:
+    """Hops of the neighbourhood that decides a point's output exactly (torch-free).
+
+    One per GNN layer, plus one when the model's edge summary is on: it reads each node's own
+    edge list at the GNN's input, so the nodes at the outermost message-passing hop need their
+    full rows too. Inference subgraphs of this many hops give every seed its whole-graph output;
+    the pointwise-only model needs none.
+    """
+    if config.get("gnn", "none") == "none":
+        return 0
+    return int(config["gnn_layers"]) + (1 if config.get("edge_summary", True) else 0)

@@ -93,7 +93,9 @@ def random_sample(meta: dict, n: int = 32, seed: int = 0) -> ExportSample:
     table = knn_table(x, y, k=int(feats["k"]), r_max_m=float(feats["r_max_m"]))
     scale = EdgeScale.from_json(meta["edge_scale"]) if "edge_scale" in meta else None
     ea = edge_features(x, y, rng.normal(0, 10, n), rng.normal(0, 3, n), table.idx, table.mask,
-                       scale)
+                       scale, series_mm=rng.normal(0, 5, (n, 12)))
+    e = int(cfg.get("edge_dim", ea.shape[-1]))   # models built with fewer edge features
+    ea = ea[..., :e] if e <= ea.shape[-1] else np.pad(ea, ((0, 0), (0, 0), (0, e - ea.shape[-1])))
     return ExportSample(patches, scalars, table.idx, table.mask, ea,
                         source=f"random ({n} points, seed {seed})")
 

@@ -24,7 +24,7 @@ from psirel.graph.knn import EdgeScale, edge_features, knn_table
 from psirel.inspect import check_points_inside
 from psirel.io.points import PointCloud, read_points
 from psirel.io.rasters import RasterStack
-from psirel.model_dir import MODEL_JSON, ModelCard
+from psirel.model_dir import MODEL_JSON, ModelCard, receptive_hops
 
 
 class Silent:
@@ -129,8 +129,7 @@ def prepare(card: ModelCard, points: Path | str, dem: Path | str, lulc: Path | s
         if height is None or np.isnan(height).any():  # missing heights: the DEM's
             dem_h = stack.sample(cloud.x, cloud.y, "dem")
             height = dem_h if height is None else np.where(np.isnan(height), dem_h, height)
-        gnn = card.config.get("gnn", "none")
-        hops = 0 if gnn == "none" else int(card.config["gnn_layers"])
+        hops = receptive_hops(card.config)
         scene = Scene(card=card, stack=stack, cloud=cloud,
                       height_m=np.asarray(height, np.float32),
                       scalars=normalizer.scalars(feats, names), normalizer=normalizer,

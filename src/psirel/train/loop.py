@@ -19,6 +19,7 @@ from torch import nn
 
 from psirel.graph.knn import EDGE_FEATURES, EdgeScale, edge_features
 from psirel.graph.sampling import Subgraph, compact_batches, full_neighbourhood, sample_subgraph
+from psirel.model_dir import receptive_hops
 from psirel.models.reliability import ModelConfig, ReliabilityModel
 from psirel.report.metrics import reliability_metrics, tune_threshold
 
@@ -116,7 +117,7 @@ def predict_points(model: ReliabilityModel, data: GraphData, points: np.ndarray,
                    block: int = 2048, device: str = "cpu") -> np.ndarray:
     """P(reliable) of ``points`` with full L-hop neighbourhoods (exact, no sampling)."""
     model.eval()
-    hops = model.cfg.gnn_layers if model.gnn is not None else 0
+    hops = receptive_hops(model.cfg.to_dict())
     out = np.empty(len(points), np.float32)
     for s in range(0, len(points), block):
         seeds = points[s:s + block]

@@ -22,7 +22,7 @@ from psirel.features.normalize import fit_normalizer
 from psirel.features.patches import PATCH_PX
 from psirel.graph.knn import EDGE_FEATURES, fit_edge_scale
 from psirel.io.rasters import LAYERS
-from psirel.model_dir import register_artifact, save_card, sha256_file
+from psirel.model_dir import receptive_hops, register_artifact, save_card, sha256_file
 from psirel.report.metrics import tune_threshold
 from psirel.train.checkpoint import save_weights
 from psirel.train.data import CloudInputs, build_patch_cache, load_inputs
@@ -144,7 +144,8 @@ def train(points: Path, dem: Path, lulc: Path, amplitude: Path, out: Path, *,
         # against torch on real training patches; a parity failure fails the training run.
         from psirel.export.onnx import export_model, sample_from_graph_data
 
-        return export_model(out, sample=sample_from_graph_data(data, hops=settings.layers))
+        hops = receptive_hops(cfg.to_dict())
+        return export_model(out, sample=sample_from_graph_data(data, hops=hops))
     finally:
         inputs.stack.close()
         shutil.rmtree(cache_dir, ignore_errors=True)
