@@ -25,16 +25,7 @@ from psirel.inspect import check_points_inside
 from psirel.io.points import PointCloud, read_points
 from psirel.io.rasters import RasterStack
 from psirel.model_dir import MODEL_JSON, ModelCard, receptive_hops
-
-
-class Silent:
-    """A progress sink that shows nothing."""
-
-    def stage(self, name: str, total: int) -> None:
-        pass
-
-    def advance(self, n: int = 1) -> None:
-        pass
+from psirel.progress import Silent  # noqa: F401  (re-exported for the pipelines)
 
 
 @dataclass

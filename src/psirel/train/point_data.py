@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from psirel.baselines.data import PointData
@@ -51,23 +49,3 @@ def build_point_data(inputs: CloudInputs, patches: np.ndarray, normalizer: Norma
         nbr_idx=inputs.table.idx, nbr_mask=inputs.table.mask, patch_stats=stats,
         patch_stat_names=list(PATCH_STAT_NAMES), slope_deg=slope,
         lulc_class=np.nan_to_num(lulc, nan=0).astype(np.int64))
-
-
-def subset_point_data(data: PointData, rows: np.ndarray) -> PointData:
-    """Rows of ``data`` (bool mask or indices) with the neighbour table re-indexed; neighbours
-    outside the subset are masked out."""
-    rows = np.flatnonzero(rows) if rows.dtype == bool else np.asarray(rows)
-    n = len(data.x_m)
-    remap = np.full(n, -1, np.int64)
-    remap[rows] = np.arange(len(rows))
-    idx = remap[data.nbr_idx[rows]]
-    mask = data.nbr_mask[rows] & (idx >= 0)
-    idx = np.where(mask, idx, np.arange(len(rows))[:, None])
-    fields = {}
-    for f in dataclasses.fields(data):
-        v = getattr(data, f.name)
-        if isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == n:
-            v = v[rows]
-        fields[f.name] = v
-    fields["nbr_idx"], fields["nbr_mask"] = idx, mask
-    return PointData(**fields)

@@ -23,11 +23,12 @@ from psirel.features.patches import PATCH_PX
 from psirel.graph.knn import EDGE_FEATURES, fit_edge_scale
 from psirel.io.rasters import LAYERS
 from psirel.model_dir import receptive_hops, register_artifact, save_card, sha256_file
+from psirel.progress import Silent
 from psirel.report.metrics import tune_threshold
 from psirel.train.checkpoint import save_weights
 from psirel.train.data import CloudInputs, build_patch_cache, load_inputs
 from psirel.train.loop import GraphData, TrainSettings, fit, model_config, new_model
-from psirel.train.point_data import build_point_data, subset_point_data
+from psirel.train.point_data import build_point_data
 from psirel.train.split import block_split
 
 
@@ -48,7 +49,7 @@ def train(points: Path, dem: Path, lulc: Path, amplitude: Path, out: Path, *,
     ``reporter.advance(n, **fields)`` and ``reporter.epoch(variant, record)``.
     """
     settings = settings or TrainSettings()
-    rep = reporter or _Silent()
+    rep = reporter or Silent()
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     t_start = time.perf_counter()
     out = Path(out)
@@ -87,10 +88,10 @@ def train(points: Path, dem: Path, lulc: Path, amplitude: Path, out: Path, *,
         rep.stage("baselines", len(BASELINES))
         pdata = build_point_data(inputs, patches, normalizer)
         # baselines see exactly the network's training seeds
-        ptrain, ytrain = subset_point_data(pdata, split.train), c.labels[split.train]
+        ptrain, ytrain = pdata.take(split.train), c.labels[split.train]
         (out / "baselines").mkdir(exist_ok=True)
         save_training_features(out / "baselines" / "training_features.npz", ptrain, ytrain)
-        pval, yval = subset_point_data(pdata, split.val), c.labels[split.val]
+        pval, yval = pdata.take(split.val), c.labels[split.val]
         baselines = {}
         for name, cls in BASELINES.items():
             est = cls().fit(ptrain, ytrain)
@@ -150,13 +151,3 @@ def train(points: Path, dem: Path, lulc: Path, amplitude: Path, out: Path, *,
         inputs.stack.close()
         shutil.rmtree(cache_dir, ignore_errors=True)
 
-
-class _Silent:
-    def stage(self, name, total):
-        pass
-
-    def advance(self, n=1, **fields):
-        pass
-
-    def epoch(self, variant, record):
-        pass
