@@ -39,6 +39,18 @@ def _save(fig: Figure, path: Path | str, dpi: int) -> Path:
     return path
 
 
+def _unit_square(ax, xlabel: str, ylabel: str, title: str, legend_loc: str) -> None:
+    """Axes of a curve whose both coordinates are fractions in [0, 1]."""
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.005)
+    ax.set_aspect("equal")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc=legend_loc, fontsize="small")
+
+
 def plot_roc(curves: Curves, path: Path | str, title: str = "ROC — reliable points",
              dpi: int = DPI) -> Path:
     """ROC curve of every entry ``name -> (y_true, p_reliable)``, AUC in the legend.
@@ -56,14 +68,8 @@ def plot_roc(curves: Curves, path: Path | str, title: str = "ROC — reliable po
         p = np.asarray(p, np.float64).reshape(-1)
         fpr, tpr, _ = roc_curve(y, p, pos_label=1)
         ax.plot(fpr, tpr, lw=1.8, label=f"{name} (AUC {roc_auc_score(y, p):.3f})")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.005)
-    ax.set_aspect("equal")
-    ax.set_xlabel("False positive rate (unreliable points accepted, fraction)")
-    ax.set_ylabel("True positive rate (reliable points accepted, fraction)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize="small")
+    _unit_square(ax, "False positive rate (unreliable points accepted, fraction)",
+                 "True positive rate (reliable points accepted, fraction)", title, "lower right")
     return _save(fig, path, dpi)
 
 
@@ -87,14 +93,8 @@ def plot_pr(curves: Curves, path: Path | str,
     if share is not None:
         ax.axhline(share, ls="--", lw=1, color="0.6",
                    label=f"chance (share unreliable {share:.3f})")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.005)
-    ax.set_aspect("equal")
-    ax.set_xlabel("Recall (unreliable points flagged, fraction)")
-    ax.set_ylabel("Precision (flags that are unreliable, fraction)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize="small")
+    _unit_square(ax, "Recall (unreliable points flagged, fraction)",
+                 "Precision (flags that are unreliable, fraction)", title, "lower left")
     return _save(fig, path, dpi)
 
 
