@@ -15,18 +15,8 @@ import json
 import time
 from pathlib import Path
 
-from psirel.cli import main as cli
+from psirel.demo import run, scene_args
 from psirel.report.markdown import metrics_table
-
-
-def scene_args(d: Path) -> list[str]:
-    return ["--points", str(d / "points.gpkg"), "--dem", str(d / "dem.tif"),
-            "--lulc", str(d / "lulc.tif"), "--amplitude", str(d / "amplitude.tif")]
-
-
-def run(argv: list[str]) -> None:
-    if cli(argv):
-        raise SystemExit(f"failed: psirel {' '.join(argv)}")
 
 
 def main() -> None:

@@ -1,11 +1,5 @@
 """Helpers shared by test modules (conftest.py files cannot be imported by name: several exist)."""
 
-from __future__ import annotations
+from psirel.demo import scene_args
 
-from pathlib import Path
-
-
-def scene_args(d: Path) -> list[str]:
-    """The four input options of a scene folder, as the CLI takes them."""
-    return ["--points", str(d / "points.gpkg"), "--dem", str(d / "dem.tif"),
-            "--lulc", str(d / "lulc.tif"), "--amplitude", str(d / "amplitude.tif")]
+__all__ = ["scene_args"]

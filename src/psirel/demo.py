@@ -17,12 +17,14 @@ from psirel.cli import main as cli_main
 
 
 def run(argv: list[str]) -> None:
+    """Run one ``psirel`` command; stop with its exit code if it fails."""
     code = cli_main(argv)
     if code:
         sys.exit(code)
 
 
 def scene_args(d: Path) -> list[str]:
+    """The four input options of a ``psirel synth`` folder, as the CLI takes them."""
     return ["--points", str(d / "points.gpkg"), "--dem", str(d / "dem.tif"),
             "--lulc", str(d / "lulc.tif"), "--amplitude", str(d / "amplitude.tif")]
 
