@@ -19,8 +19,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from psirel.models.convnext import ConvNeXt
+from psirel.models.lulc import lulc_indices
+from psirel.models.patch_summary import PatchSummary
 
 FUSIONS = ("concat", "film")
+
 
 
 class PointwiseEncoder(nn.Module):
@@ -42,7 +45,7 @@ class PointwiseEncoder(nn.Module):
 
     .. math::
         f &= \mathrm{ConvNeXt}([p_0, E[p_1], p_2, p_3]) \in \mathbb{R}^{96} \\
-        s &= \mathrm{GELU}(W_{s2}\,\mathrm{GELU}(W_{s1} z)) \\
+        s &= \mathrm{GELU}(W_{s2}\,\mathrm{GELU}(W_{s1} [z \,\Vert\, \mathrm{summary}(p)])) \\
         \text{concat:}\ e &= \mathrm{GELU}(W [f \,\Vert\, s]) \qquad
         \text{film:}\ e = \mathrm{GELU}(W ((1 + \gamma(s)) \odot f + \beta(s)))
 
@@ -57,6 +60,9 @@ class PointwiseEncoder(nn.Module):
         depths, dims: ConvNeXt architecture. (default: ``(2, 2, 4, 2)``, ``(12, 24, 48, 96)``)
         scalar_hidden (int): width of the scalar MLP. (default: 32)
         drop_path_rate (float): ConvNeXt stochastic depth. (default: 0)
+        patch_summary (bool): feed the scalar MLP the patch's summary statistics
+            (:class:`~psirel.models.patch_summary.PatchSummary`: relief gradients, amplitude
+            and land-cover composition) beside the scalars. (default: False)
 
     Shapes: patches ``[B, 4, H, W]`` (80×80 by default), scalars ``[B, S]`` → ``[B, D]``.
     """
@@ -72,6 +78,7 @@ class PointwiseEncoder(nn.Module):
         dims: Sequence[int] = (12, 24, 48, 96),
         scalar_hidden: int = 32,
         drop_path_rate: float = 0.0,
+        patch_summary: bool = False,
     ):
         super().__init__()
         if fusion not in FUSIONS:
@@ -83,8 +90,10 @@ class PointwiseEncoder(nn.Module):
         self.lulc = nn.Embedding(n_lulc, lulc_dim)
         self.cnn = ConvNeXt(3 + lulc_dim, depths, dims, drop_path_rate=drop_path_rate)
         f = self.cnn.num_features
+        self.summary = PatchSummary(n_lulc) if patch_summary else None
+        n_in = n_scalars + (self.summary.num_features if self.summary is not None else 0)
         self.scalar_mlp = nn.Sequential(
-            nn.Linear(n_scalars, scalar_hidden), nn.GELU(),
+            nn.Linear(n_in, scalar_hidden), nn.GELU(),
             nn.Linear(scalar_hidden, scalar_hidden), nn.GELU(),
         )
         if fusion == "concat":
@@ -109,9 +118,7 @@ class PointwiseEncoder(nn.Module):
 
     def lulc_codes(self, patches: Tensor) -> Tensor:
         """Channel 1 → int32 class index ``[B, H, W]``, rounded; out of range or NaN → 0."""
-        c = patches[:, 1] + 0.5  # trunc(c + 0.5) rounds a code ≥ -0.5; float ops, int32 cast:
-        c = c.masked_fill(~((c > 0) & (c < self.n_lulc)), 0.0)  # several times faster than
-        return c.to(torch.int32)  # round / long / where on int64 over 6.5 M pixels
+        return lulc_indices(patches[:, 1], self.n_lulc)
 
     def image_input(self, patches: Tensor) -> Tensor:
         """``[B, 4, H, W]`` patches → ``[B, 3 + lulc_dim, H, W]`` ConvNeXt input: DEM, LULC
@@ -130,6 +137,8 @@ class PointwiseEncoder(nn.Module):
 
     def forward(self, patches: Tensor, scalars: Tensor) -> Tensor:
         f = self.cnn.forward_stages(self.cnn.stem[1](self.stem_conv(patches)))
+        if self.summary is not None:
+            scalars = torch.cat([scalars, self.summary(patches)], dim=-1)
         s = self.scalar_mlp(scalars)
         if self.film is None:
             return self.act(self.proj(torch.cat([f, s], dim=-1)))

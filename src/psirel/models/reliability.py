@@ -17,8 +17,10 @@ from torch import Tensor, nn
 from psirel.models.convnext import convnext_flops
 from psirel.models.gnn import KINDS, GNNEncoder, ReliabilityHead
 from psirel.models.pointwise import FUSIONS, PointwiseEncoder
+from psirel.models.shared_map import SharedMapEncoder
 
 GNN_KINDS = (*KINDS, "none")
+ENCODERS = ("patch", "shared-map")
 
 
 @dataclass
@@ -29,7 +31,14 @@ class ModelConfig:
     the point's own embedding beside the GNN output (``[emb, gnn(emb)]``), so the graph only has
     to add what the neighbours know and the full model starts from the pointwise solution.
     ``edge_summary`` adds to each embedding, before the GNN, a projection of its edges' masked
-    mean and minimum of |edge features| and its degree (see :class:`EdgeSummary`).
+    mean and minimum of |edge features| and its degree (see :class:`EdgeSummary`);
+    ``edge_summary_signed`` adds the signed means and the Δheight·Δvelocity product.
+    ``patch_summary`` feeds the scalar branch the patch's summary statistics
+    (:class:`~psirel.models.patch_summary.PatchSummary`); False for models saved before it existed.
+    ``encoder`` is ``"patch"`` (an 80×80 patch per point, :class:`PointwiseEncoder`) or
+    ``"shared-map"`` (one CNN pass per raster window, sampled at the points,
+    :class:`~psirel.models.shared_map.SharedMapEncoder`; ``fusion`` must be concat and
+    ``patch_summary`` is not used).
     ``patch_px`` is the patch side in pixels the model is built for (export shapes and the FLOP
     count; the ConvNeXt itself accepts any side ≥ 32).
     """
@@ -52,6 +61,9 @@ class ModelConfig:
     head_hidden: int | None = None
     head_skip: bool = True
     edge_summary: bool = True
+    edge_summary_signed: bool = False
+    patch_summary: bool = False
+    encoder: str = "patch"
     patch_px: int = 80
 
     def __post_init__(self) -> None:
@@ -59,6 +71,10 @@ class ModelConfig:
         self.dims = tuple(int(d) for d in self.dims)
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}, not {self.fusion!r}")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, not {self.encoder!r}")
+        if self.encoder == "shared-map" and self.fusion != "concat":
+            raise ValueError("the shared-map encoder fuses by concatenation only")
         if self.gnn not in GNN_KINDS:
             raise ValueError(f"gnn must be one of {GNN_KINDS}, not {self.gnn!r}")
         if len(self.depths) != len(self.dims):
@@ -96,12 +112,21 @@ class EdgeSummary(nn.Module):
     (smallest series or velocity difference), which attention-weighted sums express poorly;
     expert weeding (StaMPS-like) relies on exactly such robust neighbour statistics.
 
+    With ``signed``, ``s_i`` also holds the signed means ``mean_j e_ij`` (is the point above or
+    below its neighbours, faster or slower) and the mean products of each pair of edge features
+    selected by ``pairs`` (by default Δheight·Δvelocity: a velocity that changes with height
+    among neighbours is the signature of a stratified atmosphere or a DEM error).
+
     Shapes: emb ``[N, D]``, mask ``[N, K]``, edge_attr ``[N, K, E]`` → ``[N, D]``.
     """
 
-    def __init__(self, edge_dim: int, emb_dim: int):
+    def __init__(self, edge_dim: int, emb_dim: int, signed: bool = False,
+                 pairs: tuple[tuple[int, int], ...] = ((3, 4),)):
         super().__init__()
-        self.proj = nn.Linear(2 * edge_dim + 1, emb_dim)
+        self.signed = signed
+        self.pairs = tuple(p for p in pairs if max(p) < edge_dim) if signed else ()
+        n_in = 2 * edge_dim + 1 + ((edge_dim + len(self.pairs)) if signed else 0)
+        self.proj = nn.Linear(n_in, emb_dim)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -116,8 +141,13 @@ class EdgeSummary(nn.Module):
         big = torch.full_like(a, 1e4)
         mn = torch.where(mask.unsqueeze(-1), a, big).min(dim=1).values
         mn = torch.where(deg > 0, mn, torch.zeros_like(mn))
-        s = torch.cat([mean, mn, deg / max(mask.shape[1], 1)], dim=-1)
-        return emb + self.proj(s)
+        parts = [mean, mn, deg / max(mask.shape[1], 1)]
+        if self.signed:
+            parts.append((edge_attr * m).sum(dim=1) / deg.clamp(min=1.0))
+            for a, b in self.pairs:
+                prod = edge_attr[..., a] * edge_attr[..., b] * m[..., 0]
+                parts.append(prod.sum(dim=1, keepdim=True) / deg.clamp(min=1.0))
+        return emb + self.proj(torch.cat(parts, dim=-1))
 
 
 class GraphStage(nn.Module):
@@ -149,11 +179,18 @@ class ReliabilityModel(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.pointwise = PointwiseEncoder(
-            n_lulc=cfg.n_lulc, n_scalars=cfg.n_scalars, lulc_dim=cfg.lulc_dim,
-            emb_dim=cfg.emb_dim, fusion=cfg.fusion, depths=cfg.depths, dims=cfg.dims,
-            scalar_hidden=cfg.scalar_hidden, drop_path_rate=cfg.drop_path_rate,
-        )
+        if cfg.encoder == "shared-map":
+            self.pointwise = SharedMapEncoder(
+                n_lulc=cfg.n_lulc, n_scalars=cfg.n_scalars, lulc_dim=cfg.lulc_dim,
+                emb_dim=cfg.emb_dim, depths=cfg.depths, dims=cfg.dims,
+                scalar_hidden=cfg.scalar_hidden, drop_path_rate=cfg.drop_path_rate)
+        else:
+            self.pointwise = PointwiseEncoder(
+                n_lulc=cfg.n_lulc, n_scalars=cfg.n_scalars, lulc_dim=cfg.lulc_dim,
+                emb_dim=cfg.emb_dim, fusion=cfg.fusion, depths=cfg.depths, dims=cfg.dims,
+                scalar_hidden=cfg.scalar_hidden, drop_path_rate=cfg.drop_path_rate,
+                patch_summary=cfg.patch_summary,
+            )
         self.edge_summary = None
         if cfg.gnn == "none":
             self.gnn = None
@@ -163,12 +200,26 @@ class ReliabilityModel(nn.Module):
                                   cfg.heads, cfg.edge_dim, cfg.dropout)
             head_in = cfg.gnn_hidden + (cfg.emb_dim if cfg.head_skip else 0)
             if cfg.edge_summary:
-                self.edge_summary = EdgeSummary(cfg.edge_dim, cfg.emb_dim)
+                self.edge_summary = EdgeSummary(cfg.edge_dim, cfg.emb_dim,
+                                                signed=cfg.edge_summary_signed)
         self.head = ReliabilityHead(head_in, cfg.head_hidden, cfg.dropout)
 
+    @property
+    def shared_map(self) -> bool:
+        return self.cfg.encoder == "shared-map"
+
     def embed(self, patches: Tensor, scalars: Tensor) -> Tensor:
-        """Stage 1: ``[B, 4, P, P]``, ``[B, S]`` → embeddings ``[B, emb_dim]``."""
+        """Stage 1 (patch encoder): ``[B, 4, P, P]``, ``[B, S]`` → embeddings ``[B, emb_dim]``."""
+        if self.shared_map:
+            raise TypeError("a shared-map model embeds windows: use embed_window")
         return self.pointwise(patches, scalars)
+
+    def embed_window(self, window: Tensor, rc: Tensor, scalars: Tensor) -> Tensor:
+        """Stage 1 (shared-map encoder): window ``[1, 4, H, W]``, positions ``[B, 2]``,
+        scalars ``[B, S]`` → embeddings ``[B, emb_dim]``."""
+        if not self.shared_map:
+            raise TypeError("a patch model embeds patches: use embed")
+        return self.pointwise(window, rc, scalars)
 
     def graph_logits(self, emb: Tensor, idx: Tensor | None = None, mask: Tensor | None = None,
                      edge_attr: Tensor | None = None) -> Tensor:

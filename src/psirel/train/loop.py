@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from psirel.features.tiles import crop, window_around
 from psirel.graph.knn import EDGE_FEATURES, EdgeScale, edge_features
 from psirel.graph.sampling import Subgraph, compact_batches, full_neighbourhood, sample_subgraph
 from psirel.model_dir import receptive_hops
@@ -42,6 +43,8 @@ class TrainSettings:
     heads: int = 4
     dropout: float = 0.1
     fusion: str = "concat"
+    encoder: str = "patch"
+    patch_summary: bool = True
     k: int = 16
     r_max_m: float = 100.0
     val_fraction: float = 0.2
@@ -69,6 +72,9 @@ class GraphData:
     edge_scale: EdgeScale
     labels: np.ndarray | None = None
     series_mm: np.ndarray | None = None   # [N, T] for the series-difference edge feature
+    raster: np.ndarray | None = None      # [4, H, W] normalised scene (shared-map encoder)
+    rows_px: np.ndarray | None = None     # [N] continuous DEM-grid positions of the points
+    cols_px: np.ndarray | None = None
 
     def edge_attr(self, nodes: np.ndarray, idx: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Edge features of a subgraph over global ``nodes`` (local ``idx``)."""
@@ -80,12 +86,19 @@ class GraphData:
     def subgraph_tensors(self, sub: Subgraph, device: str = "cpu") -> dict[str, torch.Tensor]:
         nodes = sub.nodes
         ea = self.edge_attr(nodes, sub.idx, sub.mask)
-        # a sorted gather is a sequential read of the memmap
-        order = np.argsort(nodes, kind="stable")
-        patches = np.empty((len(nodes),) + self.patches.shape[1:], np.float32)
-        patches[order] = self.patches[nodes[order]]
+        if self.raster is not None:   # shared-map encoder: one window around every node
+            win = window_around(self.rows_px[nodes], self.cols_px[nodes])
+            image = {"window": torch.from_numpy(crop(self.raster, win)[None]).to(device),
+                     "rc": torch.from_numpy(win.local(self.rows_px[nodes],
+                                                      self.cols_px[nodes])).to(device)}
+        else:
+            # a sorted gather is a sequential read of the memmap
+            order = np.argsort(nodes, kind="stable")
+            patches = np.empty((len(nodes),) + self.patches.shape[1:], np.float32)
+            patches[order] = self.patches[nodes[order]]
+            image = {"patches": torch.from_numpy(patches).to(device)}
         return {
-            "patches": torch.from_numpy(patches).to(device),
+            **image,
             "scalars": torch.from_numpy(np.ascontiguousarray(self.scalars[nodes])).to(device),
             "idx": torch.from_numpy(sub.idx.astype(np.int64)).to(device),
             "mask": torch.from_numpy(sub.mask).to(device),
@@ -97,13 +110,18 @@ def model_config(settings: TrainSettings, n_lulc: int, n_scalars: int, gnn: str)
     return ModelConfig(n_lulc=n_lulc, n_scalars=n_scalars, emb_dim=settings.emb_dim,
                        fusion=settings.fusion, gnn=gnn, gnn_hidden=settings.hidden,
                        gnn_layers=settings.layers, heads=settings.heads, dropout=settings.dropout,
-                       scalar_hidden=64, edge_dim=len(EDGE_FEATURES))
+                       scalar_hidden=64, edge_dim=len(EDGE_FEATURES),
+                       patch_summary=settings.patch_summary, encoder=settings.encoder,
+                       edge_summary_signed=True)
 
 
 def subgraph_logits(model: ReliabilityModel, t: dict[str, torch.Tensor],
                     embed_batch: int | None = None) -> torch.Tensor:
-    """Logits of every node of a subgraph; the PW encoder runs once per node."""
-    if embed_batch is None:
+    """Logits of every node of a subgraph; the PW encoder runs once per node (once per window
+    for the shared-map encoder)."""
+    if "window" in t:
+        emb = model.embed_window(t["window"], t["rc"], t["scalars"])
+    elif embed_batch is None:
         emb = model.embed(t["patches"], t["scalars"])
     else:
         emb = torch.cat([model.embed(t["patches"][s:s + embed_batch],
@@ -223,6 +241,15 @@ def fit(model: ReliabilityModel, data: GraphData, train_mask: np.ndarray, val_ma
                      nodes_per_seed=nodes_seen / max(seeds_seen, 1))
 
 
-def new_model(cfg: ModelConfig, seed: int) -> ReliabilityModel:
+def new_model(cfg: ModelConfig, seed: int, patches: np.ndarray | None = None
+              ) -> ReliabilityModel:
+    """A freshly initialised model; ``patches`` (training patches) fit its patch summary's
+    standardisation (a fixed, evenly spaced subset of at most 8,192, so the result is
+    deterministic)."""
     torch.manual_seed(seed)
-    return ReliabilityModel(cfg)
+    model = ReliabilityModel(cfg)
+    summary = getattr(model.pointwise, "summary", None)
+    if summary is not None and patches is not None and len(patches):
+        rows = np.unique(np.linspace(0, len(patches) - 1, min(len(patches), 8192)).astype(int))
+        summary.fit(patches[rows])
+    return model

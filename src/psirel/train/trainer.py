@@ -20,6 +20,7 @@ import psirel
 from psirel.baselines import BASELINES, save_training_features
 from psirel.features.normalize import fit_normalizer
 from psirel.features.patches import PATCH_PX
+from psirel.features.tiles import full_raster
 from psirel.graph.knn import EDGE_FEATURES, fit_edge_scale
 from psirel.io.rasters import LAYERS
 from psirel.model_dir import receptive_hops, register_artifact, save_card, sha256_file
@@ -32,12 +33,17 @@ from psirel.train.point_data import build_point_data
 from psirel.train.split import block_split
 
 
-def graph_data(inputs: CloudInputs, patches: np.ndarray, normalizer, edge_scale) -> GraphData:
+def graph_data(inputs: CloudInputs, patches: np.ndarray, normalizer, edge_scale,
+               raster: np.ndarray | None = None) -> GraphData:
+    """Training arrays; ``raster`` (the normalised scene, :func:`full_raster`) switches the
+    image input to shared-map windows."""
     c = inputs.cloud
+    rows, cols = inputs.stack.to_pixel(c.x, c.y)
     return GraphData(patches=patches, scalars=normalizer.scalars(inputs.scalars_raw),
                      x_m=c.x, y_m=c.y, height_m=inputs.height_m, velocity_mm_yr=c.velocity_mm_yr,
                      idx=inputs.table.idx, mask=inputs.table.mask, edge_scale=edge_scale,
-                     labels=c.labels, series_mm=c.series_mm)
+                     labels=c.labels, series_mm=c.series_mm, raster=raster, rows_px=rows,
+                     cols_px=cols)
 
 
 def train(points: Path, dem: Path, lulc: Path, amplitude: Path, out: Path, *,
@@ -67,7 +73,10 @@ def train(points: Path, dem: Path, lulc: Path, amplitude: Path, out: Path, *,
         rep.stage("patches", inputs.n)
         patches, n_unknown = build_patch_cache(inputs, normalizer, cache_dir,
                                                progress=lambda n: rep.advance(n))
-        data = graph_data(inputs, patches, normalizer, edge_scale)
+        raster = None
+        if settings.encoder == "shared-map":
+            raster = full_raster(normalizer, inputs.stack)
+        data = graph_data(inputs, patches, normalizer, edge_scale, raster)
         split = block_split(c.x, c.y, val_fraction=settings.val_fraction,
                             buffer_m=settings.layers * settings.r_max_m, seed=settings.seed)
         n_lulc = len(normalizer.lulc_codes) + 1
@@ -77,7 +86,7 @@ def train(points: Path, dem: Path, lulc: Path, amplitude: Path, out: Path, *,
         for variant, gnn, fanout in (("model", settings.gnn, settings.fanout),
                                      ("pointwise_only", "none", ())):
             cfg = model_config(settings, n_lulc, n_scalars, gnn)
-            model = new_model(cfg, settings.seed)
+            model = new_model(cfg, settings.seed, patches)
             rep.stage(f"train {variant}", settings.epochs)
             res = fit(model, data, split.train, split.val, settings, fanout,
                       on_epoch=lambda r, v=variant: rep.epoch(v, r))

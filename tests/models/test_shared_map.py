@@ -1,0 +1,52 @@
+"""SharedMapEncoder: sampling at the right cells, shapes, and a window-independent answer."""
+
+import numpy as np
+import torch
+
+from psirel.infer.shared_stage import tile_groups
+from psirel.models.shared_map import SharedMapEncoder
+
+
+def test_sampling_at_cell_centres_reads_the_cell():
+    fmap = torch.arange(2 * 4 * 6, dtype=torch.float32).reshape(1, 2, 4, 6)
+    stride = 8                                   # a 32×48-pixel window, stride-8 map
+    rc = torch.tensor([[stride * 1.5, stride * 2.5], [stride * 3.5, stride * 0.5]])
+    s = SharedMapEncoder._sample(fmap, rc, 32, 48)
+    assert torch.equal(s, torch.stack([fmap[0, :, 1, 2], fmap[0, :, 3, 0]]))
+
+
+def test_forward_shapes_and_point_order():
+    torch.manual_seed(0)
+    enc = SharedMapEncoder(n_lulc=4, n_scalars=3).eval()
+    w = torch.randn(1, 4, 192, 256)
+    w[:, 3], w[:, 1] = 1.0, 2.0
+    rc = torch.tensor([[70.0, 80.0], [120.5, 150.25], [96.0, 200.0]])
+    z = torch.randn(3, 3)
+    e = enc(w, rc, z)
+    assert e.shape == (3, enc.emb_dim)
+    perm = torch.tensor([2, 0, 1])
+    assert torch.allclose(enc(w, rc[perm], z[perm]), e[perm], atol=1e-6)
+
+
+def test_a_point_far_from_the_edges_barely_depends_on_the_window():
+    """Aligned windows share the feature lattice: only the zero padding at a window's edge
+    differs, far from the point."""
+    torch.manual_seed(0)
+    enc = SharedMapEncoder(n_lulc=4, n_scalars=1).eval()
+    big = torch.randn(1, 4, 512, 512)
+    big[:, 3] = 1.0
+    p = torch.tensor([[256.0, 256.0]])
+    e_big = enc(big, p, torch.zeros(1, 1))
+    sub = big[:, :, 128:416, 96:416]             # another aligned window around the point
+    e_sub = enc(sub, p - torch.tensor([[128.0, 96.0]]), torch.zeros(1, 1))
+    assert torch.allclose(e_big, e_sub, atol=1e-3)
+
+
+def test_tile_groups_partition_the_points():
+    rng = np.random.default_rng(1)
+    rows, cols = rng.uniform(0, 3000, 500), rng.uniform(-500, 2000, 500)
+    groups = tile_groups(rows, cols, 1024)
+    assert np.array_equal(np.sort(np.concatenate(groups)), np.arange(500))
+    for g in groups:
+        assert len(np.unique(np.floor(rows[g] / 1024))) == 1
+        assert len(np.unique(np.floor(cols[g] / 1024))) == 1
