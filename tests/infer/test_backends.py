@@ -49,6 +49,21 @@ def test_onnx_and_torch_backends_agree(trained):
     assert p_o.std() > 1e-4  # not a constant model
 
 
+def test_sub_batches_give_the_one_call_result(trained):
+    from psirel.infer.backends import OrtBackend, sub_batch_size
+
+    card, patches, scalars, _, _ = _real_inputs(trained)
+    one, parts = OrtBackend(card, threads=1, sub_batch=1 << 20), OrtBackend(card, threads=1,
+                                                                             sub_batch=7)
+    e1, e7 = one.embed(patches, scalars), parts.embed(patches, scalars)
+    assert len(patches) > 7 and e7.shape == e1.shape and e7.dtype == np.float32
+    np.testing.assert_allclose(e7, e1, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(parts.pointwise_only(patches, scalars),
+                               one.pointwise_only(patches, scalars), rtol=0, atol=1e-6)
+    assert sub_batch_size(1) == 32 and sub_batch_size(2) == 64 and sub_batch_size(64) == 256
+    assert sub_batch_size(2, "cuda") > 1e6  # a GPU gets the whole batch
+
+
 def test_corrupt_onnx_is_a_model_error_naming_the_file(model_copy):
     model = model_copy()
     path = model / "gnn.onnx"

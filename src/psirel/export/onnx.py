@@ -8,6 +8,13 @@ Three graphs, all traced with ``torch.onnx.export(dynamo=False, opset_version=17
 * ``pointwise_only.onnx``: ``patches, scalars → reliability [B]``, the variant without graph, so
   that evaluation can compare it torch-free.
 
+A shared-map model (``encoder="shared-map"``) exports the same three files with stage 1 reading
+``window [1, 4, H, W], rc [N, 2], scalars [N, S]`` instead of patches
+(:mod:`psirel.export.shared_map`).
+
+With a calibration set (or ``int8=True``), :func:`psirel.export.quantize.quantize_pointwise`
+then adds ``pointwise.int8.onnx``, the INT8 variant of stage 1.
+
 B, N and K are dynamic. Each graph is traced on a tiny input and checked on another, larger one
 (real training patches when :func:`sample_from_graph_data` provides them, else a random but
 realistic sample), under the session options inference uses. The largest probability difference
@@ -33,7 +40,7 @@ from psirel.errors import ModelError
 from psirel.features.patches import spatial_order
 from psirel.graph.knn import EdgeScale, edge_features, knn_table
 from psirel.graph.sampling import full_neighbourhood
-from psirel.infer.backends import GNN_ONNX, PW_ONLY_ONNX, PW_ONNX, open_session
+from psirel.infer.backends import GNN_ONNX, PW_INT8_ONNX, PW_ONLY_ONNX, PW_ONNX, open_session
 from psirel.model_dir import load_card, register_artifact, save_card, sha256_file
 from psirel.models.reliability import ReliabilityModel
 from psirel.train.checkpoint import load_model
@@ -41,6 +48,7 @@ from psirel.train.checkpoint import load_model
 OPSET = 17
 PARITY_TOL = 1e-4  # max |P_onnx - P_torch| accepted, probability units
 ONNX_FILES = (PW_ONNX, GNN_ONNX, PW_ONLY_ONNX)
+DERIVED = (*ONNX_FILES, PW_INT8_ONNX)  # files an export may redo, so not checked before it
 GRAPH_INPUTS = ("emb", "idx", "mask", "edge_attr")
 
 
@@ -56,14 +64,20 @@ class ExportSample:
     source: str            # how it was made, recorded in model.json
 
 
-def sample_from_graph_data(data, n_seeds: int = 16, hops: int = 2) -> ExportSample:
+def sample_from_graph_data(data, n_seeds: int = 16, hops: int = 2):
     """Real inputs from training data (a :class:`psirel.train.loop.GraphData`): the full
     ``hops``-hop neighbourhood of ``n_seeds`` consecutive points in spatial order, taken from
-    the middle of the cloud so that patches and neighbourhoods are typical, not edge cases."""
+    the middle of the cloud so that patches and neighbourhoods are typical, not edge cases.
+    Data with a raster (shared-map training) gives a :class:`~psirel.export.shared_map.
+    WindowSample` of the same points instead."""
     n = len(data.x_m)
     order = spatial_order(data.x_m, data.y_m)
     start = max((n - n_seeds) // 2, 0)
     seeds = np.sort(order[start:start + n_seeds])
+    if getattr(data, "raster", None) is not None:
+        from psirel.export.shared_map import window_sample
+
+        return window_sample(data, seeds, hops)
     sub = full_neighbourhood((data.idx, data.mask), seeds, hops)
     nodes = sub.nodes
     ea = data.edge_attr(nodes, sub.idx, sub.mask)
@@ -164,9 +178,12 @@ def _trace_table(k: int, edge_dim: int, n: int = 7, seed: int = 0):
 
 # ---------------------------------------------------------------------------- export
 def export_model(model_dir: Path | str, *, sample: ExportSample | None = None,
-                 tol: float = PARITY_TOL) -> dict:
+                 tol: float = PARITY_TOL,
+                 calibration: tuple[np.ndarray, np.ndarray] | None = None,
+                 int8: bool | None = None) -> dict:
     """Export ``pointwise.onnx``, ``gnn.onnx`` and ``pointwise_only.onnx`` into ``model_dir``
-    (the last only when the directory has ``pointwise_only.safetensors``).
+    (the last only when the directory has ``pointwise_only.safetensors``), and
+    ``pointwise.int8.onnx`` when asked.
 
     Args:
         model_dir: a model directory with ``weights.safetensors`` and
@@ -174,12 +191,17 @@ def export_model(model_dir: Path | str, *, sample: ExportSample | None = None,
             are replaced, so a damaged export can be redone).
         sample: inputs for the parity check; default :func:`random_sample`.
         tol: largest accepted ``|P_onnx - P_torch|`` (probability) for every file.
+        calibration: real ``(patches, scalars)`` that check the INT8 variant (see
+            :func:`psirel.export.quantize.quantize_pointwise`).
+        int8: write ``pointwise.int8.onnx`` too (default: when a calibration set is given;
+            ``True`` without one checks it on :func:`random_sample`).
 
     Returns:
         The updated ``model.json`` content (``meta["onnx"]`` holds opset, parity and versions).
 
     Raises:
-        ModelError: a parity above ``tol``, or an export ORT cannot load; nothing is written.
+        ModelError: a parity above ``tol``, or an export ORT cannot load; nothing is written
+            (an INT8 variant beyond its tolerance: the FP32 files are written, it is not).
     """
     import onnx
     import onnxruntime
@@ -187,7 +209,7 @@ def export_model(model_dir: Path | str, *, sample: ExportSample | None = None,
     model_dir = Path(model_dir)
     card = load_card(model_dir, verify=False)
     for name, info in card.meta["artifacts"].items():  # all but the files about to be replaced
-        if name not in ONNX_FILES and sha256_file(model_dir / name) != info.get("sha256"):
+        if name not in DERIVED and sha256_file(model_dir / name) != info.get("sha256"):
             raise ModelError(model_dir / name, "SHA-256 does not match model.json (file corrupt "
                                                "or replaced)")
     model = load_model(card)
@@ -195,19 +217,32 @@ def export_model(model_dir: Path | str, *, sample: ExportSample | None = None,
     pw_only = load_model(card, "pointwise_only") if card.has("pointwise_only.safetensors") \
         else None
     files = ONNX_FILES if pw_only is not None else (PW_ONNX, GNN_ONNX)
-    sample = sample if sample is not None else random_sample(card.meta)
     cfg = model.cfg
     p = cfg.patch_px
+    shared = cfg.encoder == "shared-map"
+    if shared:
+        from psirel.export import shared_map as sm
+
+        sample = sample if sample is not None else sm.random_window_sample(
+            cfg.n_lulc, cfg.n_scalars, int(card.features["k"]), cfg.edge_dim)
+        pw_args, pw_names, batch = sm.trace_args(model), sm.WINDOW_INPUTS, sm.WINDOW_AXES
+        pw_module, only_module = sm.WindowEncoder, sm.WindowPointwiseOnly
+        out_axis = {0: "n"}
+    else:
+        sample = sample if sample is not None else random_sample(card.meta)
+        pw_args = (torch.randn(2, 4, p, p), torch.randn(2, cfg.n_scalars))
+        pw_names = ["patches", "scalars"]
+        batch = {"patches": {0: "batch"}, "scalars": {0: "batch"}}
+        pw_module, only_module = _Pointwise, _PointwiseOnly
+        out_axis = {0: "batch"}
 
     tmp = Path(tempfile.mkdtemp(prefix=".onnx-export-", dir=model_dir))
     try:
-        pw_args = (torch.randn(2, 4, p, p), torch.randn(2, cfg.n_scalars))
-        batch = {"patches": {0: "batch"}, "scalars": {0: "batch"}}
-        _export(_Pointwise(model), pw_args, ["patches", "scalars"], "emb",
-                {**batch, "emb": {0: "batch"}}, tmp / PW_ONNX)
+        _export(pw_module(model), pw_args, pw_names, "emb", {**batch, "emb": out_axis},
+                tmp / PW_ONNX)
         if pw_only is not None:
-            _export(_PointwiseOnly(pw_only), pw_args, ["patches", "scalars"], "reliability",
-                    {**batch, "reliability": {0: "batch"}}, tmp / PW_ONLY_ONNX)
+            _export(only_module(pw_only), pw_args, pw_names, "reliability",
+                    {**batch, "reliability": out_axis}, tmp / PW_ONLY_ONNX)
         emb_trace = torch.randn(7, cfg.emb_dim)
         if model.gnn is None:
             _export(_GraphNone(model), (emb_trace,), ["emb"], "reliability",
@@ -230,9 +265,9 @@ def export_model(model_dir: Path | str, *, sample: ExportSample | None = None,
         shutil.rmtree(tmp, ignore_errors=True)
 
     meta = card.meta
-    io = {PW_ONNX: (["patches", "scalars"], ["emb"]),
+    io = {PW_ONNX: (list(pw_names), ["emb"]),
           GNN_ONNX: (["emb"] if model.gnn is None else list(GRAPH_INPUTS), ["reliability"]),
-          PW_ONLY_ONNX: (["patches", "scalars"], ["reliability"])}
+          PW_ONLY_ONNX: (list(pw_names), ["reliability"])}
     for name in files:
         register_artifact(meta, model_dir, name, inputs=io[name][0], outputs=io[name][1])
     meta["onnx"] = {"opset": OPSET, **parity, "tolerance": tol, "sample": sample.source,
@@ -240,6 +275,12 @@ def export_model(model_dir: Path | str, *, sample: ExportSample | None = None,
                     "versions": {"torch": torch.__version__, "onnx": onnx.__version__,
                                  "onnxruntime": onnxruntime.__version__}}
     save_card(model_dir, meta)
+    if ((calibration is not None) if int8 is None else int8) and not shared:
+        from psirel.export.quantize import quantize_pointwise
+
+        quantize_pointwise(model_dir, calibration,
+                           source=None if calibration is None else "training points")
+        meta = load_card(model_dir, verify=False).meta
     return meta
 
 
@@ -251,13 +292,19 @@ def _parity(model: ReliabilityModel, pw_only: ReliabilityModel | None, s: Export
     ``pointwise.onnx`` is judged by what its embedding error does to the probability (torch's
     stage 2 on ORT's embeddings); its raw embedding error is recorded beside.
     """
-    pt, st = torch.from_numpy(s.patches), torch.from_numpy(s.scalars)
+    if model.shared_map:   # a WindowSample: stage 1 reads a window and point positions
+        feed, args = s.feed(), s.tensors()
+        embed = model.embed_window
+    else:
+        feed = {"patches": s.patches, "scalars": s.scalars}
+        args = (torch.from_numpy(s.patches), torch.from_numpy(s.scalars))
+        embed = model.embed
     graph = (torch.from_numpy(s.idx), torch.from_numpy(s.mask), torch.from_numpy(s.edge_attr))
-    emb_t = model.embed(pt, st)
+    emb_t = embed(*args)
     prob_t = torch.sigmoid(model.graph_logits(emb_t, *graph)).numpy()
 
     pw = open_session(folder / PW_ONNX)
-    emb_o = _ort_run(pw, {"patches": s.patches, "scalars": s.scalars})
+    emb_o = _ort_run(pw, feed)
     prob_pw = torch.sigmoid(model.graph_logits(torch.from_numpy(emb_o), *graph)).numpy()
 
     gnn = open_session(folder / GNN_ONNX)
@@ -280,9 +327,11 @@ def _parity(model: ReliabilityModel, pw_only: ReliabilityModel | None, s: Export
              "end_to_end": diff(prob_e2e, prob_t)}
     if pw_only is not None:
         only = open_session(folder / PW_ONLY_ONNX)
-        prob_only_o = _ort_run(only, {"patches": s.patches, "scalars": s.scalars})
-        probs[PW_ONLY_ONNX] = diff(prob_only_o, torch.sigmoid(pw_only(pt, st)).numpy())
+        prob_only_o = _ort_run(only, feed)
+        emb_only = (pw_only.embed_window if pw_only.shared_map else pw_only.embed)(*args)
+        probs[PW_ONLY_ONNX] = diff(prob_only_o,
+                                   torch.sigmoid(pw_only.graph_logits(emb_only)).numpy())
     return {"parity_max_abs_prob": probs,
             "parity_max_abs_emb": diff(emb_o, emb_t.numpy()),
-            "parity_points": int(len(s.patches))}
+            "parity_points": int(len(s.scalars))}
 

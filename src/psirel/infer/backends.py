@@ -1,7 +1,8 @@
 """Inference backends: the two stages of a model directory behind one small interface.
 
-A backend turns a batch of patches into embeddings (stage 1, ``pointwise.onnx``) and a
-neighbour-table subgraph of embeddings into probabilities (stage 2, ``gnn.onnx``):
+A backend turns a batch of patches into embeddings (stage 1, ``pointwise.onnx``, or its INT8
+variant ``pointwise.int8.onnx`` with ``precision="int8"``) and a neighbour-table subgraph of
+embeddings into probabilities (stage 2, ``gnn.onnx``):
 
     embed(patches [B, 4, P, P] f32, scalars [B, S] f32) -> emb [B, D] f32
     reliability(emb [N, D] f32, idx [N, K] i64, mask [N, K] bool, edge_attr [N, K, E] f32)
@@ -14,6 +15,7 @@ only inside :class:`TorchBackend`, which needs the ``train`` extra.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Protocol
 
@@ -24,7 +26,16 @@ from psirel.model_dir import MODEL_JSON, ModelCard
 
 BACKENDS = ("onnx", "torch")
 DEVICES = ("cpu", "cuda")
+PRECISIONS = ("fp32", "int8")
 PW_ONNX, GNN_ONNX, PW_ONLY_ONNX = "pointwise.onnx", "gnn.onnx", "pointwise_only.onnx"
+PW_INT8_ONNX = "pointwise.int8.onnx"
+# Patches per ONNX Runtime call and intra-op thread. ORT runs a graph op by op over the whole
+# batch, so at 1024 patches every activation (the input alone is 105 MB) streams through DRAM;
+# sub-batches of ~32 patches per thread keep them in the caches (1024 patches: ~1.3-1.5x faster
+# on 1-2 threads). More threads get proportionally larger sub-batches so that each op still has
+# enough work to split.
+SUB_BATCH_PER_THREAD = 32
+SUB_BATCH_MAX = 256
 
 
 class Backend(Protocol):
@@ -40,10 +51,11 @@ class Backend(Protocol):
 
 
 def make_backend(card: ModelCard, backend: str = "onnx", device: str = "cpu",
-                 threads: int | None = None) -> Backend:
+                 threads: int | None = None, precision: str = "fp32") -> Backend:
     """The backend ``"onnx"`` (ONNX Runtime) or ``"torch"`` for a verified model card.
 
     ``threads`` bounds the intra-op threads (None: the runtime's default, all cores).
+    ``precision="int8"`` runs stage 1 from ``pointwise.int8.onnx`` (ONNX Runtime only).
     """
     if backend not in BACKENDS:
         raise PsirelError(f"--backend {backend}: choose one of {', '.join(BACKENDS)}")
@@ -51,9 +63,14 @@ def make_backend(card: ModelCard, backend: str = "onnx", device: str = "cpu",
         raise PsirelError(f"--device {device}: choose one of {', '.join(DEVICES)}")
     if threads is not None and threads < 1:
         raise PsirelError(f"--threads {threads}: must be at least 1")
+    if precision not in PRECISIONS:
+        raise PsirelError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
     if backend == "torch":
+        if precision != "fp32":
+            raise PsirelError(f"--precision {precision}: only the onnx backend runs INT8; use "
+                              "--backend onnx")
         return TorchBackend(card, device, threads)
-    return OrtBackend(card, device, threads)
+    return OrtBackend(card, device, threads, precision)
 
 
 # ---------------------------------------------------------------------------- ONNX Runtime
@@ -63,17 +80,59 @@ def _ort():
     return onnxruntime
 
 
-def session_options(threads: int | None = None):
-    """ORT options used for inference and for the export's parity check alike: full graph
-    optimisation, sequential execution, ``threads`` intra-op threads (None: ORT's default)."""
+def session_options(threads: int | None = None, *, spinning: bool = False):
+    """ORT options used for inference, the export's checks and the benchmarks alike.
+
+    Full graph optimisation (ORT_ENABLE_ALL: its NCHWc layout pass is what makes the ConvNeXt
+    fast on CPU; being hardware-specific, the optimised graph is built at load, ~10 ms, rather
+    than saved), sequential execution (the graph is a chain: nothing for inter-op threads to
+    overlap), ``threads`` intra-op threads (None: ORT's default, one per core).
+
+    The intra-op workers do not spin-wait between ops unless ``spinning``. Spinning saves the
+    wake-up of a sleeping worker on an idle machine but, when the cores are shared (the patch
+    extraction thread of ``predict``, Dask workers, other jobs), a spinning worker takes the
+    core the others need: on 2 busy shared cores, 1024 patches in 64-patch calls took a median
+    669 ms spinning vs 383 ms not (2 threads; 32 patches: 20 vs 19 ms). Input arrays are not
+    copied (IO binding measured no faster).
+    """
     ort = _ort()
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.intra_op_num_threads = int(threads or 0)
     so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     so.log_severity_level = 3  # errors only: ORT's warnings are not the user's business
     return so
+
+
+def sub_batch_size(threads: int | None = None, device: str = "cpu") -> int:
+    """Patches per ORT call for ``threads`` intra-op threads (see ``SUB_BATCH_PER_THREAD``);
+    on CUDA the whole batch (a GPU wants large batches)."""
+    if device != "cpu":
+        return 1 << 30
+    n = int(threads or os.cpu_count() or 1)
+    return max(SUB_BATCH_PER_THREAD, min(SUB_BATCH_MAX, SUB_BATCH_PER_THREAD * n))
+
+
+def run_batched(session, patches: np.ndarray, scalars: np.ndarray,
+                sub_batch: int | None = None) -> np.ndarray:
+    """``session`` (inputs ``patches``, ``scalars``; one output ``[B, ...]``) over a batch,
+    ``sub_batch`` patches per call (default :func:`sub_batch_size` of all cores), the results
+    written into one array. Row slices of C-contiguous float32 inputs are views: no copy."""
+    patches, scalars = _f32(patches), _f32(scalars)
+    n = len(patches)
+    step = int(sub_batch or sub_batch_size())
+    if n <= step:
+        return session.run(None, {"patches": patches, "scalars": scalars})[0]
+    out = None
+    for i in range(0, n, step):
+        j = min(i + step, n)
+        part = session.run(None, {"patches": patches[i:j], "scalars": scalars[i:j]})[0]
+        if out is None:
+            out = np.empty((n,) + part.shape[1:], part.dtype)
+        out[i:j] = part
+    return out
 
 
 def providers(device: str) -> list[str]:
@@ -88,12 +147,15 @@ def providers(device: str) -> list[str]:
     return ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
-def open_session(path: Path, threads: int | None = None, device: str = "cpu"):
-    """An ``InferenceSession`` of ``path``; a file ORT cannot load is a ModelError naming it."""
+def open_session(path: Path, threads: int | None = None, device: str = "cpu", *,
+                 spinning: bool = False):
+    """An ``InferenceSession`` of ``path`` with :func:`session_options`; a file ORT cannot load
+    is a ModelError naming it."""
     ort = _ort()
     prov = providers(device)
     try:
-        return ort.InferenceSession(str(path), sess_options=session_options(threads),
+        return ort.InferenceSession(str(path), sess_options=session_options(threads,
+                                                                            spinning=spinning),
                                     providers=prov)
     except Exception as exc:  # ORT raises its own pybind classes (InvalidProtobuf, Fail, ...)
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
@@ -101,24 +163,44 @@ def open_session(path: Path, threads: int | None = None, device: str = "cpu"):
 
 
 class OrtBackend:
-    """Both stages as ONNX Runtime sessions (``pointwise_only.onnx`` opened on first use)."""
+    """Both stages as ONNX Runtime sessions (``pointwise_only.onnx`` opened on first use).
+
+    ``precision="int8"`` takes stage 1 from ``pointwise.int8.onnx``
+    (:func:`psirel.export.quantize.quantize_pointwise`); stage 2 stays FP32. Stage-1 batches
+    run in sub-batches of ``sub_batch`` patches (default :func:`sub_batch_size`).
+    """
 
     name = "onnx"
 
-    def __init__(self, card: ModelCard, device: str = "cpu", threads: int | None = None):
-        self.card, self.device, self.threads = card, device, threads
+    def __init__(self, card: ModelCard, device: str = "cpu", threads: int | None = None,
+                 precision: str = "fp32", sub_batch: int | None = None):
+        self.card, self.device, self.threads, self.precision = card, device, threads, precision
         for f in (PW_ONNX, GNN_ONNX):
             if not card.has(f):
                 raise ModelError(card.path / MODEL_JSON, f"lists no '{f}': the model has no ONNX "
                                  f"export (run `psirel export {card.path}`, or use --backend "
                                  "torch)")
-        self._pw = open_session(card.artifact(PW_ONNX), threads, device)
+        if precision not in PRECISIONS:
+            raise PsirelError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+        if precision == "int8" and not card.has(PW_INT8_ONNX):
+            raise ModelError(card.path / MODEL_JSON, f"lists no '{PW_INT8_ONNX}': the model has "
+                             f"no INT8 export (run `psirel export --int8 {card.path}`, or use "
+                             "--precision fp32)")
+        self.sub_batch = int(sub_batch or sub_batch_size(threads, device))
+        pw = PW_INT8_ONNX if precision == "int8" else PW_ONNX
+        self._pw = open_session(card.artifact(pw), threads, device)
         self._gnn = open_session(card.artifact(GNN_ONNX), threads, device)
         self._gnn_inputs = {i.name for i in self._gnn.get_inputs()}
         self._pw_only = None
 
     def embed(self, patches: np.ndarray, scalars: np.ndarray) -> np.ndarray:
-        return self._pw.run(None, {"patches": _f32(patches), "scalars": _f32(scalars)})[0]
+        return run_batched(self._pw, patches, scalars, self.sub_batch)
+
+    def embed_window(self, window: np.ndarray, rc: np.ndarray, scalars: np.ndarray
+                     ) -> np.ndarray:
+        """Shared-map stage 1: window ``[1, 4, H, W]``, positions ``[n, 2]`` → ``[n, D]``."""
+        return self._pw.run(None, {"window": _f32(window), "rc": _f32(rc),
+                                   "scalars": _f32(scalars)})[0]
 
     def reliability(self, emb: np.ndarray, idx: np.ndarray, mask: np.ndarray,
                     edge_attr: np.ndarray) -> np.ndarray:
@@ -131,7 +213,7 @@ class OrtBackend:
         if self._pw_only is None:
             self._pw_only = open_session(self.card.artifact(PW_ONLY_ONNX), self.threads,
                                          self.device)
-        return self._pw_only.run(None, {"patches": _f32(patches), "scalars": _f32(scalars)})[0]
+        return run_batched(self._pw_only, patches, scalars, self.sub_batch)
 
 
 def _f32(a: np.ndarray) -> np.ndarray:
@@ -166,6 +248,13 @@ class TorchBackend:
     def embed(self, patches: np.ndarray, scalars: np.ndarray) -> np.ndarray:
         with self._torch.no_grad():
             emb = self._model.embed(self._t(patches, np.float32), self._t(scalars, np.float32))
+        return emb.cpu().numpy()
+
+    def embed_window(self, window: np.ndarray, rc: np.ndarray, scalars: np.ndarray
+                     ) -> np.ndarray:
+        with self._torch.no_grad():
+            emb = self._model.embed_window(self._t(window, np.float32), self._t(rc, np.float32),
+                                           self._t(scalars, np.float32))
         return emb.cpu().numpy()
 
     def reliability(self, emb: np.ndarray, idx: np.ndarray, mask: np.ndarray,

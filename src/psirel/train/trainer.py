@@ -155,7 +155,13 @@ def train(points: Path, dem: Path, lulc: Path, amplitude: Path, out: Path, *,
         from psirel.export.onnx import export_model, sample_from_graph_data
 
         hops = receptive_hops(cfg.to_dict())
-        return export_model(out, sample=sample_from_graph_data(data, hops=hops))
+        calibration = None
+        if settings.encoder == "patch":  # INT8 applies to the patch encoder's MLPs
+            from psirel.export.quantize import calibration_from_graph_data
+
+            calibration = calibration_from_graph_data(data)
+        return export_model(out, sample=sample_from_graph_data(data, hops=hops),
+                            calibration=calibration)
     finally:
         inputs.stack.close()
         shutil.rmtree(cache_dir, ignore_errors=True)
