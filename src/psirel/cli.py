@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from psirel.cli_bench import bench
 from psirel.errors import PsirelError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -92,6 +93,13 @@ def train(points: PointsOpt, dem: DemOpt, lulc: LulcOpt, amplitude: AmpOpt,
           max_steps: Annotated[int | None, typer.Option("--max-steps", help="Cap steps per "
                                                         "epoch (quick runs)")] = None,
           device: Annotated[str, typer.Option("--device", help="cpu | cuda")] = "cpu",
+          encoder: Annotated[str, typer.Option("--encoder", help="patch (an 80×80 patch per "
+                                               "point) | shared-map (one CNN pass per raster "
+                                               "window, sampled at the points)")] = "patch",
+          patch_summary: Annotated[bool, typer.Option(
+              "--patch-summary/--no-patch-summary",
+              help="Feed the patch's summary statistics (relief gradients, amplitude, land-cover "
+                   "mix) to the scalar branch (patch encoder)")] = True,
           ) -> None:
     """Train the reliability model (PW encoder + GNN), its pointwise-only twin and baselines."""
     from psirel.cli_progress import TrainReporter
@@ -102,6 +110,10 @@ def train(points: PointsOpt, dem: DemOpt, lulc: LulcOpt, amplitude: AmpOpt,
         raise PsirelError(f"--gnn {gnn}: choose unimp, gatv2 or gen")
     if fusion not in ("concat", "film"):
         raise PsirelError(f"--fusion {fusion}: choose concat or film")
+    if encoder not in ("patch", "shared-map"):
+        raise PsirelError(f"--encoder {encoder}: choose patch or shared-map")
+    if encoder == "shared-map" and fusion != "concat":
+        raise PsirelError("--encoder shared-map fuses by concatenation: drop --fusion film")
     try:
         fan = tuple(int(v) for v in fanout.split(",") if v.strip())
     except ValueError:
@@ -115,7 +127,8 @@ def train(points: PointsOpt, dem: DemOpt, lulc: LulcOpt, amplitude: AmpOpt,
             raise PsirelError("--device cuda: no CUDA device is available to torch")
     settings = TrainSettings(gnn=gnn, epochs=epochs, seed=seed, batch_size=batch_size,
                              fanout=fan, layers=layers, fusion=fusion,
-                             max_steps_per_epoch=max_steps, device=device)
+                             max_steps_per_epoch=max_steps, device=device, encoder=encoder,
+                             patch_summary=patch_summary and encoder == "patch")
     console = _console()
     with TrainReporter(console) as rep:
         meta = run_train(points, dem, lulc, amplitude, out, label=label, crs=crs,
@@ -146,50 +159,112 @@ def evaluate(model: Annotated[Path, typer.Option("--model", help="Model director
 
 
 @app.command()
-def export(model: Annotated[Path, typer.Argument(help="Model directory")]) -> None:
+def export(model: Annotated[Path, typer.Argument(help="Model directory")],
+           int8: Annotated[bool, typer.Option("--int8", help="Also write pointwise.int8.onnx "
+                                              "(checked on a random sample; train checks it on "
+                                              "training patches)")] = False) -> None:
     """Export the encoders to ONNX (pointwise.onnx, gnn.onnx, pointwise_only.onnx) and record
     opset, SHA-256 and torch/ONNX Runtime parity in model.json (train does this already)."""
     from psirel.export.onnx import export_model
 
-    meta = export_model(model)
+    meta = export_model(model, int8=int8)
     onnx = meta["onnx"]
     parity = max(v for v in onnx["parity_max_abs_prob"].values() if isinstance(v, float))
     _console().print(f"exported to [bold]{model}[/] (opset {onnx['opset']}, max |p_torch − "
                      f"p_onnx| = {parity:.1e})")
 
 
+class _TileBars:
+    """The predict command's bars: points per stage, or tiles (with the tile rate) on Dask."""
+
+    def __init__(self, console):
+        from psirel.cli_progress import StageReporter
+
+        self.rep = StageReporter(console)
+
+    def __enter__(self):
+        self.rep.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.rep.__exit__(*exc)
+
+    def stage(self, name: str, total: int) -> None:
+        self.rep.stage(name, total)
+
+    def advance(self, n: int = 1) -> None:
+        self.rep.advance(n)
+        bars = self.rep.progress
+        t = bars.tasks[self.rep.task]
+        if t.description == "tiles" and t.elapsed:
+            bars.update(self.rep.task, rate=f"{t.completed / t.elapsed * 60:,.1f} tiles/min")
+
+
 @app.command()
 def predict(model: Annotated[Path, typer.Option("--model", help="Model directory")],
             points: PointsOpt, dem: DemOpt, lulc: LulcOpt, amplitude: AmpOpt,
             out: Annotated[Path, typer.Option("--out", help="Output file: .gpkg .shp .fgb "
-                                                            ".parquet .csv")],
+                                                            ".parquet .csv (a folder with "
+                                                            "--partitioned)")],
             backend: Annotated[str, typer.Option("--backend", help="onnx | torch")] = "onnx",
             strategy: Annotated[str, typer.Option("--strategy",
                                                   help="two-stage | naive")] = "two-stage",
             work_dir: Annotated[Path | None, typer.Option("--work-dir", help="Resumable work "
                                                           "folder (kept)")] = None,
             memory_gb: Annotated[float, typer.Option("--memory-gb", help="Memory budget that "
-                                                     "sizes stage-1 chunks (GiB)")] = 2.0,
-            threads: Annotated[int | None, typer.Option("--threads")] = None,
+                                                     "sizes stage-1 chunks (GiB; per task "
+                                                     "with --dask)")] = 2.0,
+            threads: Annotated[int | None, typer.Option("--threads", help="ONNX Runtime "
+                                                        "threads (per task with --dask, "
+                                                        "default 1)")] = None,
             device: Annotated[str, typer.Option("--device", help="cpu | cuda")] = "cpu",
             restart: Annotated[bool, typer.Option("--restart", help="Clear a work dir left by "
                                                   "another model or input")] = False,
-            crs: CrsOpt = None) -> None:
+            crs: CrsOpt = None,
+            dask: Annotated[str | None, typer.Option("--dask", help="Score tiles on Dask: "
+                                                     "local[:N] (N worker processes), "
+                                                     "tcp://scheduler:8786, or sync")] = None,
+            tile_m: Annotated[float | None, typer.Option("--tile-m", help="Tile side with "
+                                                         "--dask (m); default from density "
+                                                         "and --memory-gb")] = None,
+            partitioned: Annotated[bool, typer.Option("--partitioned", help="With --dask: "
+                                                      "--out is a folder of one GeoParquet "
+                                                      "part per tile + manifest.json")] = False,
+            precision: Annotated[str, typer.Option("--precision", help="fp32 | int8 (stage 1 "
+                                                   "from pointwise.int8.onnx)")] = "fp32",
+            ) -> None:
     """Score every point: two stages (PW encoder over chunks, then GNN over the graph) on ONNX
-    Runtime; an interrupted run resumes from its work dir."""
-    from psirel.cli_progress import StageReporter
+    Runtime; an interrupted run resumes from its work dir. With --dask, tiles with exact halos
+    run as Dask tasks and give the same output."""
     from psirel.infer.pipeline import predict as run_predict
 
     if backend not in ("onnx", "torch"):
         raise PsirelError(f"--backend {backend}: choose onnx or torch")
     if device not in ("cpu", "cuda"):
         raise PsirelError(f"--device {device}: choose cpu or cuda")
+    if dask is None and (tile_m is not None or partitioned):
+        raise PsirelError(f"{'--tile-m' if tile_m is not None else '--partitioned'} needs "
+                          "--dask (local, local:N, tcp://host:port or sync)")
+    if precision not in ("fp32", "int8"):
+        raise PsirelError(f"--precision {precision}: choose fp32 or int8")
+    if dask is not None and (backend != "onnx" or strategy != "two-stage"):
+        raise PsirelError("--dask runs the ONNX backend's two-stage strategy only")
     console = _console()
-    with StageReporter(console) as rep:
-        s = run_predict(model, points, dem, lulc, amplitude, out, backend=backend,
-                        strategy=strategy, work_dir=work_dir, memory_gb=memory_gb,
-                        threads=threads, device=device, restart=restart, crs=crs, progress=rep,
-                        warn=lambda m: console.print(f"[yellow]warning:[/] {m}"))
+    warn = lambda m: console.print(f"[yellow]warning:[/] {m}")  # noqa: E731
+    with _TileBars(console) as rep:
+        if dask is not None:
+            from psirel.infer.distributed import predict_tiled
+
+            s = predict_tiled(model, points, dem, lulc, amplitude, out, dask=dask,
+                              tile_m=tile_m, partitioned=partitioned, work_dir=work_dir,
+                              memory_gb=memory_gb, threads=threads, device=device,
+                              restart=restart, crs=crs, progress=rep, warn=warn,
+                              precision=precision)
+        else:
+            s = run_predict(model, points, dem, lulc, amplitude, out, backend=backend,
+                            strategy=strategy, work_dir=work_dir, memory_gb=memory_gb,
+                            threads=threads, device=device, restart=restart, crs=crs,
+                            progress=rep, warn=warn, precision=precision)
     sec = s["seconds"]
     stages = ", ".join(f"{k} {v:.1f} s" for k, v in sec.items() if k != "total" and v >= 0.05)
     console.print(f"{s['points']:,} points, {s['unreliable_fraction']:.1%} unreliable "
@@ -197,12 +272,24 @@ def predict(model: Annotated[Path, typer.Option("--model", help="Model directory
                   f"({s['points_per_s']['total']:,.0f} points/s); "
                   f"peak memory {s['peak_rss_mb']:,.0f} MB")
     console.print(f"stages: {stages}")
+    tl = s.get("tiles")
+    if tl:
+        rss = s["worker_peak_rss_mb"]
+        console.print(f"tiles: {tl['total']} of {tl['tile_m']:g} m (halo {tl['halo_m']:g} m) "
+                      f"on {s['executor']}; {tl['embedded_per_point']:.2f} embeddings per point"
+                      + (f"; worker peak memory {max(rss.values()):,.0f} MB" if rss else ""))
+        if tl["computed"] < tl["total"]:
+            console.print(f"resumed from {s['work_dir']}: computed {tl['computed']} of "
+                          f"{tl['total']} tiles; the rest were already done")
     ch, bl = s.get("chunks", {}), s.get("blocks", {})
     if ch and (ch["computed"] < ch["total"] or bl.get("computed", 0) < bl.get("total", 0)):
         console.print(f"resumed from {s['work_dir']}: computed {ch['computed']} of {ch['total']} "
                       f"stage-1 chunks and {bl.get('computed')} of {bl.get('total')} stage-2 "
                       "blocks; the rest were already done")
     console.print(f"output: [bold]{s['output']}[/]")
+
+
+app.command()(bench)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,6 +32,7 @@ from psirel.graph.sampling import full_neighbourhood
 from psirel.infer.backends import Backend, make_backend
 from psirel.infer.naive import predict_naive
 from psirel.infer.scene import Scene, Silent, Timer, prepare
+from psirel.infer.shared_stage import embed_windows
 from psirel.infer.workdir import WorkDir, file_identity
 from psirel.io.points import write_predictions
 from psirel.model_dir import MODEL_JSON, ModelCard, load_card, sha256_file
@@ -59,7 +60,7 @@ def predict(model_dir: Path | str, points: Path | str, dem: Path | str, lulc: Pa
             memory_gb: float = 2.0, threads: int | None = None, device: str = "cpu",
             restart: bool = False, crs=None, progress=None,
             warn: Callable[[str], None] | None = None, chunk_points: int | None = None,
-            block_points: int = BLOCK_POINTS) -> dict:
+            block_points: int = BLOCK_POINTS, precision: str = "fp32") -> dict:
     """Predict P(reliable) for every point and write ``out`` (every input attribute plus
     ``reliability`` float32 and ``reliable_pred`` at the model's threshold, input order and CRS).
 
@@ -74,6 +75,7 @@ def predict(model_dir: Path | str, points: Path | str, dem: Path | str, lulc: Pa
         memory_gb: memory budget (GiB) that sizes stage-1 chunks (see :func:`chunk_points_for`).
         threads: intra-op threads of the backend (None: all cores).
         device: ``"cpu"`` or ``"cuda"``.
+        precision: ``"fp32"`` or ``"int8"`` (stage 1 from ``pointwise.int8.onnx``).
         restart: clear a work dir left by another run instead of refusing it.
         crs: CRS of the points when the file has none.
         progress: object with ``stage(name, total)`` and ``advance(n)`` (points).
@@ -92,11 +94,12 @@ def predict(model_dir: Path | str, points: Path | str, dem: Path | str, lulc: Pa
     timer = Timer()
     out = Path(out)
     card = load_card(model_dir)
-    be = make_backend(card, backend, device, threads) if isinstance(backend, str) else backend
+    be = make_backend(card, backend, device, threads, precision) if isinstance(backend, str) \
+        else backend
     scene = prepare(card, points, dem, lulc, amplitude, crs=crs, warn=warn, timer=timer)
     wd, own_wd = None, work_dir is None
     summary: dict = {"strategy": strategy, "backend": getattr(be, "name", type(be).__name__),
-                     "device": device}
+                     "device": device, "precision": getattr(be, "precision", "fp32")}
     try:
         if strategy == "naive":
             rel, stats = predict_naive(scene, be, progress=progress, timer=timer, warn=warn)
@@ -144,13 +147,53 @@ def run_key(card: ModelCard, points, dem, lulc, amplitude, n: int, crs, summary:
                     (("dem", dem), ("lulc", lulc), ("amplitude", amplitude))},
         "crs": None if crs is None else str(crs),
         "n_points": int(n),
-        "backend": f"{summary['backend']}/{summary['device']}",
+        # a resumed run never mixes FP32 and INT8 embeddings
+        "backend": f"{summary['backend']}/{summary['device']}"
+                   + ("/int8" if summary.get("precision") == "int8" else ""),
         "chunking": {"chunk_points": int(chunk), "block_points": int(block),
                      "embed_batch": EMBED_BATCH},
     }
 
 
 # ---------------------------------------------------------------------------- stage 1
+def embed_chunks(scene: Scene, be: Backend, chunks: list[np.ndarray], emb: np.ndarray,
+                 timer: Timer, on_chunk: Callable[[int, int], None] | None = None) -> float:
+    """Embed ``chunks`` (arrays of scene rows) into ``emb[rows]`` (``[N, D]`` float32, an array
+    or a memory map), extracting the next chunk's patches in a background thread while the
+    encoder runs on the current one. After each chunk, ``on_chunk(i, n_unknown_lulc)``.
+
+    Returns the seconds spent extracting patches (overlapped with encoding). A shared-map model
+    embeds raster windows instead (:func:`psirel.infer.shared_stage.embed_windows`)."""
+    if scene.card.config.get("encoder", "patch") == "shared-map":
+        return embed_windows(scene, be, chunks, emb, timer, on_chunk)
+    if not chunks:
+        return 0.0
+    size = max(len(c) for c in chunks)
+    bufs = [scene.patch_buffer(size) for _ in range(min(CHUNKS_IN_FLIGHT, len(chunks)))]
+    extract_s = 0.0
+
+    def extract(j: int):
+        t = time.perf_counter()
+        patches, unknown = scene.extract(chunks[j], bufs[j % len(bufs)])
+        return patches, unknown, time.perf_counter() - t
+
+    with ThreadPoolExecutor(1, thread_name_prefix="psirel-patches") as pool:
+        pending = pool.submit(extract, 0)
+        for j, rows in enumerate(chunks):
+            patches, unknown, dt = pending.result()
+            extract_s += dt
+            if j + 1 < len(chunks):  # the next chunk is read while this one is encoded
+                pending = pool.submit(extract, j + 1)
+            t0 = time.perf_counter()
+            for b in range(0, len(rows), EMBED_BATCH):
+                r = rows[b:b + EMBED_BATCH]
+                emb[r] = be.embed(patches[b:b + EMBED_BATCH], scene.scalars[r])
+            timer.add("encoder", t0)
+            if on_chunk is not None:
+                on_chunk(j, int(unknown))
+    return extract_s
+
+
 def run_stage1(scene: Scene, be: Backend, wd: WorkDir, chunk: int, progress, timer: Timer,
                warn=None) -> dict:
     """Embed every point not yet embedded; returns stage-1 facts for the summary."""
@@ -162,36 +205,18 @@ def run_stage1(scene: Scene, be: Backend, wd: WorkDir, chunk: int, progress, tim
     if len(todo) < len(chunks):  # resumed
         progress.advance(n - sum(len(chunks[i]) for i in todo))
     t_wall = time.perf_counter()
-    extract_s = 0.0
-    if todo:
-        bufs = [scene.patch_buffer(min(chunk, n)) for _ in range(min(CHUNKS_IN_FLIGHT, len(todo)))]
 
-        def extract(j: int):
-            t = time.perf_counter()
-            rows = chunks[todo[j]]
-            patches, unknown = scene.extract(rows, bufs[j % len(bufs)])
-            return patches, unknown, time.perf_counter() - t
+    def finished(j: int, unknown: int, emb: np.memmap = emb) -> None:
+        t0 = time.perf_counter()
+        emb.flush()
+        wd.mark("stage1", todo[j], unknown_lulc=unknown)
+        timer.add("manifest", t0)
+        progress.advance(len(chunks[todo[j]]))
 
-        with ThreadPoolExecutor(1, thread_name_prefix="psirel-patches") as pool:
-            pending = pool.submit(extract, 0)
-            for j, cid in enumerate(todo):
-                patches, unknown, dt = pending.result()
-                extract_s += dt
-                if j + 1 < len(todo):  # the next chunk is read while this one is encoded
-                    pending = pool.submit(extract, j + 1)
-                rows = chunks[cid]
-                t0 = time.perf_counter()
-                for b in range(0, len(rows), EMBED_BATCH):
-                    r = rows[b:b + EMBED_BATCH]
-                    emb[r] = be.embed(patches[b:b + EMBED_BATCH], scene.scalars[r])
-                t0 = timer.add("encoder", t0)
-                emb.flush()
-                wd.mark("stage1", cid, unknown_lulc=int(unknown))
-                timer.add("manifest", t0)
-                progress.advance(len(rows))
+    extract_s = embed_chunks(scene, be, [chunks[i] for i in todo], emb, timer, finished)
     timer.seconds["patches"] = timer.seconds.get("patches", 0.0) + extract_s
     timer.add("stage1_wall", t_wall)
-    del emb
+    del emb, finished  # close the memory map
     n_unknown = sum(int(v.get("unknown_lulc", 0)) for v in wd.info.values())
     check_unknown_lulc(scene.card, n_unknown, n, warn=warn)
     done_points = sum(len(chunks[i]) for i in todo)
@@ -209,6 +234,21 @@ def gather_rows(arr: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return out
 
 
+def gnn_block(scene: Scene, be: Backend, table: tuple[np.ndarray, np.ndarray],
+              emb: np.ndarray, seeds: np.ndarray, timer: Timer) -> tuple[np.ndarray, int]:
+    """P(reliable) ``[B]`` of ``seeds`` (scene rows) from their full receptive neighbourhood
+    in ``table`` (``idx``, ``mask``, ``[N, k]``) and the embeddings ``emb`` ``[N, D]``; also
+    the number of nodes that neighbourhood holds."""
+    t0 = time.perf_counter()
+    sub = full_neighbourhood(table, seeds, scene.hops)
+    ea = scene.edge_attr(sub.nodes, sub.idx, sub.mask)
+    e = gather_rows(emb, sub.nodes)
+    t0 = timer.add("graph", t0)
+    rel = be.reliability(e, sub.idx, sub.mask, ea)[:len(seeds)]
+    timer.add("gnn", t0)
+    return rel, sub.n_nodes
+
+
 def run_stage2(scene: Scene, be: Backend, wd: WorkDir, block: int, progress,
                timer: Timer) -> tuple[np.ndarray, dict]:
     """GNN over spatially compact node blocks, each with its full L-hop neighbourhood."""
@@ -218,24 +258,19 @@ def run_stage2(scene: Scene, be: Backend, wd: WorkDir, block: int, progress,
     todo = [i for i in range(len(blocks)) if i not in wd.done["stage2"]]
     nodes_seen = 0
     if todo:
-        idx, mask = scene.neighbour_table(progress, timer)
+        table = scene.neighbour_table(progress, timer)
         emb = wd.read_embeddings()
         progress.stage("gnn", n)
         if len(todo) < len(blocks):  # resumed
             progress.advance(n - sum(len(blocks[i]) for i in todo))
         for bid in todo:
             seeds = blocks[bid]
+            rel[seeds], n_nodes = gnn_block(scene, be, table, emb, seeds, timer)
             t0 = time.perf_counter()
-            sub = full_neighbourhood((idx, mask), seeds, scene.hops)
-            ea = scene.edge_attr(sub.nodes, sub.idx, sub.mask)
-            e = gather_rows(emb, sub.nodes)
-            t0 = timer.add("graph", t0)
-            rel[seeds] = be.reliability(e, sub.idx, sub.mask, ea)[:len(seeds)]
-            t0 = timer.add("gnn", t0)
             rel.flush()
             wd.mark("stage2", bid)
             timer.add("manifest", t0)
-            nodes_seen += sub.n_nodes
+            nodes_seen += n_nodes
             progress.advance(len(seeds))
         del emb
     result = np.array(rel, dtype=np.float32)
@@ -245,6 +280,50 @@ def run_stage2(scene: Scene, be: Backend, wd: WorkDir, block: int, progress,
                                "points_per_block": block,
                                "nodes_per_seed": round(nodes_seen / max(computed, 1), 3)},
                     "stage2_points_computed": computed}
+
+
+# ---------------------------------------------------------------------------- in memory
+def predict_seeds(scene: Scene, be: Backend, seeds: np.ndarray, chunk: int, block: int,
+                  timer: Timer) -> tuple[np.ndarray, int, int]:
+    """Both stages in memory for ``seeds`` (scene rows) of a scene cut to what they need (a tile
+    and its halo, :mod:`psirel.infer.tiling`): only the nodes of the seeds' receptive
+    neighbourhood are embedded.
+
+    Returns P(reliable) ``[len(seeds)]`` float32 (in ``seeds`` order), the seeds with unknown
+    land-cover codes, and the number of points embedded."""
+    seeds = np.asarray(seeds, np.int64)
+    rel = np.empty(len(seeds), np.float32)
+    if not len(seeds):
+        return rel, 0, 0
+    table = scene.neighbour_table(Silent(), timer)
+    t0 = time.perf_counter()
+    needed = np.zeros(scene.n, bool)
+    needed[full_neighbourhood(table, seeds, scene.hops).nodes] = True
+    is_seed = np.zeros(scene.n, bool)
+    is_seed[seeds] = True
+    timer.add("graph", t0)
+    # seeds in their own chunks, so that their unknown land cover is counted once over all tiles
+    order = scene.order
+    seed_rows = order[is_seed[order]]
+    other_rows = order[needed[order] & ~is_seed[order]]
+    chunks = [np.sort(r[s:s + chunk]) for r in (seed_rows, other_rows)
+              for s in range(0, len(r), chunk)]
+    n_seed_chunks = -(-len(seed_rows) // chunk)
+    emb = np.zeros((scene.n, int(scene.card.config["emb_dim"])), np.float32)
+    unknown = [0]
+
+    def count(j: int, n_unknown: int) -> None:
+        if j < n_seed_chunks:
+            unknown[0] += n_unknown
+
+    timer.seconds["patches"] = timer.seconds.get("patches", 0.0) + \
+        embed_chunks(scene, be, chunks, emb, timer, count)
+    pos = np.empty(scene.n, np.int64)
+    pos[seeds] = np.arange(len(seeds))
+    for s in range(0, len(seed_rows), block):
+        b = np.sort(seed_rows[s:s + block])
+        rel[pos[b]] = gnn_block(scene, be, table, emb, b, timer)[0]
+    return rel, unknown[0], int(needed.sum())
 
 
 # ---------------------------------------------------------------------------- summary

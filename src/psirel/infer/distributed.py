@@ -1,0 +1,601 @@
+"""``psirel predict --dask``: a cloud scored tile by tile as Dask tasks, stitched in input order.
+
+The driver reads and checks the whole cloud once (as ``psirel predict`` does), cuts the plane into
+tiles with exact halos (:mod:`psirel.infer.tiling`) and submits one task per tile to a
+``dask.distributed`` cluster: a ``LocalCluster`` of N single-threaded worker processes
+(``local[:N]``) or a running scheduler (``tcp://host:8786``); ``sync`` runs the tiles one after
+another in this process, without Dask. A task reads only its box of points and its raster
+windows, runs both stages on ONNX Runtime and returns its core predictions; a failing task is
+retried (``retries``) and, if it keeps failing, reported by tile id.
+
+Resuming: each finished tile is recorded in the work folder (``tiles.json``, rewritten atomically,
+after the tile's result ``tiles/tile-NNNNNN.npz`` or its GeoParquet part is complete), under a key
+of the model, the inputs and the tiling, as :mod:`psirel.infer.workdir` does; a rerun with the
+same ``--work-dir`` submits only the tiles not yet done.
+
+Output: one file written by the driver in input order (the atomic writer of ``psirel predict``),
+or, with ``partitioned=True``, one GeoParquet part per tile written by its task plus a
+``manifest.json`` (:mod:`psirel.io.partitioned`).
+
+A process-based ``LocalCluster`` starts its workers with ``spawn``, which re-imports the caller's
+``__main__``: a script must call :func:`predict_tiled` under ``if __name__ == "__main__":``
+(the ``psirel`` command does).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from psirel.compat import check_features, check_unknown_lulc
+from psirel.errors import MissingExtra, PsirelError, WorkDirMismatch
+from psirel.features.scalars import SCALAR_FEATURES
+from psirel.infer.pipeline import BLOCK_POINTS, EMBED_BATCH, chunk_points_for, peak_rss_mb
+from psirel.infer.scene import Silent, Timer
+from psirel.infer.tiling import (
+    TilePlan,
+    TileResult,
+    TileTask,
+    auto_tile_m,
+    halo_for,
+    plan_tiles,
+    run_tile,
+    tile_bytes_per_point,
+)
+from psirel.infer.workdir import file_identity
+from psirel.inspect import check_points_inside
+from psirel.io.atomic import atomic_path, atomic_write_text
+from psirel.io.formats import format_of
+from psirel.io.partitioned import check_parts_dir, part_name, write_manifest
+from psirel.io.points import read_points, write_predictions
+from psirel.io.rasters import RasterStack
+from psirel.model_dir import MODEL_JSON, ModelCard, load_card, sha256_file
+
+RETRIES = 2              # extra attempts of a failing tile
+CONNECT_TIMEOUT_S = 10.0  # waiting for a scheduler (and its first worker)
+_LOCAL = re.compile(r"^local(?::(\d+))?$")
+_ADDRESS = re.compile(r"^(tcp|tls|ucx|ws|wss)://[^\s/:]+(:\d{1,5})?/?$")
+
+
+# ---------------------------------------------------------------------------- executors
+class SyncExecutor:
+    """Tiles one after another in this process (no Dask): for debugging and small clouds."""
+
+    label = "sync"
+    n_workers = 1
+
+    def start(self) -> None:
+        pass
+
+    def map(self, tasks: list[TileTask], retries: int) -> Iterator[tuple]:
+        for t in tasks:
+            for attempt in range(retries + 1):
+                try:
+                    res = run_tile(t)
+                except Exception as exc:  # as Dask would: retried, then reported
+                    if attempt == retries:
+                        yield t, None, exc
+                else:
+                    yield t, res, None
+                    break
+
+    def close(self) -> None:
+        pass
+
+
+class DaskExecutor:
+    """Tiles as tasks of a ``dask.distributed`` client: a new ``LocalCluster`` (``n_local``
+    single-threaded worker processes), a scheduler ``address``, or a given ``client``."""
+
+    def __init__(self, label: str, n_local: int | None = None, address: str | None = None,
+                 client=None, timeout_s: float = CONNECT_TIMEOUT_S):
+        self.label, self.n_local, self.address = label, n_local, address
+        self.client, self.timeout_s = client, timeout_s
+        self._own_client = client is None
+        self._cluster = None
+
+    @property
+    def remote(self) -> bool:
+        return self.address is not None
+
+    def start(self) -> None:
+        if self.client is not None:
+            return
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise MissingExtra("--dask", "dask") from None
+        if self.remote:
+            try:
+                self.client = Client(self.address, timeout=f"{self.timeout_s}s",
+                                     set_as_default=False)
+            except (OSError, TimeoutError) as exc:
+                raise PsirelError(f"--dask {self.address}: no Dask scheduler answered within "
+                                  f"{self.timeout_s:g} s ({_first_line(exc)})") from None
+            try:
+                self.client.wait_for_workers(1, timeout=self.timeout_s)
+            except (OSError, TimeoutError):
+                self.close()
+                raise PsirelError(f"--dask {self.address}: the scheduler has no workers (start "
+                                  f"some with `dask worker {self.address}`)") from None
+            return
+        try:
+            self._cluster = LocalCluster(n_workers=self.n_local, threads_per_worker=1,
+                                         processes=True, dashboard_address=None,
+                                         silence_logs=logging.ERROR)
+        except Exception as exc:
+            raise PsirelError(f"--dask {self.label}: the local Dask workers did not start "
+                              f"({_first_line(exc)}); {_MAIN_GUARD}") from None
+        self.client = Client(self._cluster, set_as_default=False)
+
+    @property
+    def n_workers(self) -> int:
+        """Tasks the cluster runs at once (worker threads)."""
+        workers = self.client.scheduler_info(n_workers=-1)["workers"].values()
+        return max(sum(int(w.get("nthreads", 1)) for w in workers), 1)
+
+    def map(self, tasks: list[TileTask], retries: int) -> Iterator[tuple]:
+        from distributed import as_completed
+
+        run = uuid.uuid4().hex[:8]
+        futures = {self.client.submit(run_tile, t, key=f"psirel-tile-{t.tile}-{run}",
+                                      retries=retries, pure=False, priority=len(t.rows)): t
+                   for t in tasks}
+        try:
+            for fut in as_completed(futures, loop=self.client.loop):
+                t = futures[fut]
+                if fut.status == "error":
+                    yield t, None, fut.exception()
+                else:
+                    yield t, fut.result(), None
+                fut.release()
+        finally:
+            pending = [f for f in futures if not f.done()]
+            if pending:
+                self.client.cancel(pending)
+
+    def close(self) -> None:
+        if self._own_client and self.client is not None:
+            self.client.close()
+            self.client = None
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
+
+
+_MAIN_GUARD = ("a script that calls psirel with --dask local must do so under "
+               "`if __name__ == \"__main__\":` (worker processes re-import the script)")
+
+
+def make_executor(dask, timeout_s: float = CONNECT_TIMEOUT_S):
+    """``"local"``, ``"local:N"``, ``"sync"``, a scheduler address (``tcp://host:8786``) or a
+    ``distributed.Client`` → an executor (nothing started yet); a PsirelError otherwise."""
+    if hasattr(dask, "submit") and hasattr(dask, "scheduler_info"):
+        return DaskExecutor("client", client=dask)
+    spec = str(dask).strip()
+    if spec == "sync":
+        return SyncExecutor()
+    m = _LOCAL.match(spec)
+    if m:
+        if getattr(multiprocessing.current_process(), "_inheriting", False):
+            raise PsirelError(_MAIN_GUARD)  # a new worker re-importing an unguarded script
+        n = int(m.group(1)) if m.group(1) else None
+        if n is not None and n < 1:
+            raise PsirelError(f"--dask {spec}: give at least one worker (local:N, N >= 1)")
+        if n is None:
+            n = os.cpu_count() or 1
+        return DaskExecutor(spec, n_local=n)
+    if _ADDRESS.match(spec):
+        return DaskExecutor(spec, address=spec.rstrip("/"), timeout_s=timeout_s)
+    raise PsirelError(f"--dask {spec}: expected local, local:N, sync or a scheduler address "
+                      "like tcp://host:8786")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
+# ---------------------------------------------------------------------------- work folder
+class TileWork:
+    """The resumable state of a tiled run: ``tiles.json`` (key + finished tiles) and the tiles'
+    results ``tiles/tile-NNNNNN.npz`` (``rows`` int64, ``reliability`` float32).
+
+    A manifest with another key is refused with :class:`~psirel.errors.WorkDirMismatch` unless
+    ``restart`` clears it (only files this class writes are removed)."""
+
+    FORMAT = "psirel-tiles/1"
+    MANIFEST = "tiles.json"
+    RESULTS = "tiles"
+
+    def __init__(self, path: Path | str, key: dict, restart: bool = False):
+        self.path = Path(path)
+        self.key = json.loads(json.dumps(key))
+        self.path.mkdir(parents=True, exist_ok=True)
+        state = read_tile_manifest(self.path)
+        if state is not None and state.get("key") != self.key:
+            if not restart:
+                raise WorkDirMismatch(self.path, "work dir belongs to another run (differs in: "
+                                      f"{_differences(state.get('key'), self.key)})")
+            state = None
+        self.resumed = state is not None  # this run's manifest was there (maybe no tile yet)
+        if state is None:
+            self.clean()
+            state = {"format": self.FORMAT, "key": self.key, "done": {}}
+            self._write(state)
+        self._state = state
+        self.done: dict[int, dict] = {int(k): v for k, v in state["done"].items()}
+
+    def _write(self, state: dict) -> None:
+        atomic_write_text(self.path / self.MANIFEST, json.dumps(state) + "\n")
+
+    def result_path(self, tile: int) -> Path:
+        return self.path / self.RESULTS / f"tile-{tile:06d}.npz"
+
+    def record(self, res: TileResult) -> None:
+        """Save a finished tile's result (unless its task wrote a part), then mark it done."""
+        if res.reliability is not None:
+            with atomic_path(self.result_path(res.tile)) as tmp:
+                np.savez(tmp, rows=res.rows, reliability=res.reliability)
+        self.done[res.tile] = {"rows": len(res.rows), "n_reliable": res.n_reliable,
+                               "unknown_lulc": res.unknown_lulc, "part": res.part}
+        self._state["done"] = {str(k): v for k, v in sorted(self.done.items())}
+        self._write(self._state)
+
+    def load(self, tile: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(rows, reliability)`` of a finished tile, None when its file is gone or broken."""
+        try:
+            with np.load(self.result_path(tile)) as z:
+                return z["rows"], z["reliability"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def clean(self) -> None:
+        (self.path / self.MANIFEST).unlink(missing_ok=True)
+        results = self.path / self.RESULTS
+        if results.is_dir():
+            for f in results.glob("tile-*.npz"):
+                f.unlink()
+            try:
+                results.rmdir()
+            except OSError:
+                pass
+
+    def remove(self) -> None:
+        self.clean()
+        try:
+            self.path.rmdir()
+        except OSError:
+            pass
+
+
+def read_tile_manifest(path: Path) -> dict | None:
+    mf = Path(path) / TileWork.MANIFEST
+    if not mf.exists():
+        return None
+    try:
+        state = json.loads(mf.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+        return {"key": None}
+    if not isinstance(state, dict) or state.get("format") != TileWork.FORMAT:
+        return {"key": None}
+    return state
+
+
+def _differences(old: dict | None, new: dict) -> str:
+    if not isinstance(old, dict):
+        return "unreadable manifest"
+    names = {"model": "model", "points": "points file", "rasters": "rasters", "crs": "--crs",
+             "n_points": "number of points", "backend": "device", "tiling": "tiles (--tile-m)",
+             "chunking": "chunk sizes (--memory-gb)", "output": "output"}
+    diff = [names.get(k, k) for k in new if old.get(k) != new[k]]
+    return ", ".join(diff + [k for k in old if k not in new]) or "format"
+
+
+# ---------------------------------------------------------------------------- the driver
+def read_cloud(card: ModelCard, points, dem, lulc, amplitude, crs=None, warn=None):
+    """The whole cloud in the DEM's CRS, checked as :func:`psirel.infer.scene.prepare` checks it
+    (points on the rasters, features the model knows); the rasters are closed again."""
+    stack = RasterStack(dem, lulc, amplitude)
+    try:
+        cloud = read_points(points, crs=crs, target_crs=stack.crs)
+        for w in cloud.warnings:
+            if warn is not None:
+                warn(w)
+        check_points_inside(cloud, stack)
+        check_features(card, list(SCALAR_FEATURES), len(cloud.dates), stack.pixel_m)
+    finally:
+        stack.close()
+    return cloud
+
+
+def predict_tiled(model_dir: Path | str, points: Path | str, dem: Path | str,
+                  lulc: Path | str, amplitude: Path | str, out: Path | str, *,
+                  dask="local", tile_m: float | None = None, partitioned: bool = False,
+                  work_dir: Path | str | None = None, memory_gb: float = 2.0,
+                  threads: int | None = None, device: str = "cpu", restart: bool = False,
+                  crs=None, progress=None, warn: Callable[[str], None] | None = None,
+                  retries: int = RETRIES, halo_m: float | None = None,
+                  chunk_points: int | None = None, block_points: int = BLOCK_POINTS,
+                  tile_hook: Callable[[int], None] | None = None,
+                  connect_timeout_s: float = CONNECT_TIMEOUT_S,
+                  precision: str = "fp32") -> dict:
+    """Predict P(reliable) for every point tile by tile on Dask; same output as
+    :func:`psirel.infer.pipeline.predict` (≤ 1e-5).
+
+    Args:
+        model_dir, points, dem, lulc, amplitude: as for ``predict``; every worker must reach
+            these paths.
+        out: output file (format from the extension), or with ``partitioned`` a folder of
+            GeoParquet parts (new or empty; see :mod:`psirel.io.partitioned`).
+        dask: ``"local"`` (a LocalCluster, one single-threaded worker per core), ``"local:N"``,
+            a scheduler address ``"tcp://host:8786"``, ``"sync"`` (no Dask), or a
+            ``distributed.Client``.
+        tile_m: tile side, metres (default: :func:`~psirel.infer.tiling.auto_tile_m` from the
+            density, ``memory_gb`` and the workers; a resumed run keeps its tile size).
+        work_dir: folder of the finished tiles; default ``.psirel-tiles-<name>`` beside
+            ``out``, removed after success (a given one is kept).
+        memory_gb: memory budget per task (GiB): sizes tiles and stage-1 chunks.
+        threads: ONNX Runtime threads per task (default 1 on Dask, all cores with ``sync``).
+        restart: clear a work dir left by another run instead of refusing it.
+        progress: ``stage(name, total)`` / ``advance(n)`` sink; counts tiles.
+        retries: extra attempts of a failing tile before the run stops naming it.
+        halo_m: halo, metres; default the exact one (receptive hops × r_max). Smaller halos
+            change the predictions near tile borders (for experiments only).
+        chunk_points, block_points: stage-1 chunk and stage-2 block sizes within a tile.
+        tile_hook: called in the task with the tile id before it runs (tests inject failures).
+        connect_timeout_s: how long to wait for a scheduler and its first worker.
+
+    Returns:
+        A summary: points, tiles (total, computed, size, halo, embeddings per point), workers,
+        seconds, points/s, peak RSS of the driver and of the workers (MB), output path.
+    """
+    t_start = time.perf_counter()
+    progress = progress or Silent()
+    timer = Timer()
+    out = Path(out)
+    if tile_m is not None and not tile_m > 0:
+        raise PsirelError(f"--tile-m {tile_m:g}: must be a positive number of metres")
+    if retries < 0:
+        raise PsirelError(f"retries {retries}: must be >= 0")
+    executor = make_executor(dask, connect_timeout_s)
+    task_threads = _threads(threads, executor)
+    _check_out(out, partitioned)
+    card = load_card(model_dir)
+    try:
+        t0 = time.perf_counter()
+        if getattr(executor, "remote", False):
+            executor.start()  # an unreachable scheduler fails before the long read
+        t0 = timer.add("start", t0)
+        cloud = read_cloud(card, points, dem, lulc, amplitude, crs=crs, warn=warn)
+        t0 = timer.add("read", t0)
+        executor.start()
+        timer.add("start", t0)
+        n = len(cloud)
+        halo = halo_for(card) if halo_m is None else float(halo_m)
+        chunk = chunk_points or chunk_points_for(memory_gb, int(card.features["patch_px"]))
+        wd_path = Path(work_dir) if work_dir is not None else \
+            out.resolve().parent / f".psirel-tiles-{out.name if partitioned else out.stem}"
+        key = run_key(card, points, (dem, lulc, amplitude), crs, n, device, chunk,
+                      block_points, out if partitioned else None, precision)
+        if tile_m is None:
+            tile_m = _resumed_tile_m(wd_path, key, halo) or auto_tile_m(
+                cloud.x, cloud.y, halo, memory_gb, executor.n_workers,
+                tile_bytes_per_point(len(cloud.dates), int(card.config.get("emb_dim", 64)),
+                                     int(card.features["k"])))
+        t0 = time.perf_counter()
+        plan = plan_tiles(cloud.x, cloud.y, float(tile_m), halo)
+        timer.add("plan", t0)
+        key["tiling"] = {k: v for k, v in plan.to_json().items() if k != "tiles"}
+        work = TileWork(wd_path, key, restart=restart)
+        if partitioned:
+            check_parts_dir(out, resuming=work.resumed)
+            out.mkdir(parents=True, exist_ok=True)
+        done = _valid_done(work, plan, out if partitioned else None)
+        tasks = _tasks(plan, card, cloud, points, (dem, lulc, amplitude), crs, chunk,
+                       block_points, device, task_threads, out, partitioned,
+                       tile_hook, skip=done, precision=precision)
+        progress.stage("tiles", len(plan.tiles))
+        progress.advance(len(done))
+        t0 = time.perf_counter()
+        results = _run(executor, tasks, work, retries, progress)
+        timer.add("tiles", t0)
+    finally:
+        executor.close()
+
+    t0 = time.perf_counter()
+    info = [work.done[t.id] for t in plan.tiles]
+    n_unknown = sum(int(i.get("unknown_lulc", 0)) for i in info)
+    check_unknown_lulc(card, n_unknown, n, warn=warn)
+    n_reliable = sum(int(i["n_reliable"]) for i in info)
+    if partitioned:
+        _write_parts_manifest(out, plan, work, cloud, card)
+    else:
+        _write_file(out, plan, work, cloud, card)
+    timer.add("write", t0)
+    if work_dir is None:
+        work.remove()
+    timer.seconds["total"] = time.perf_counter() - t_start
+    return _summary(executor, plan, work, results, card, out, device, timer, n_unknown,
+                    n_reliable, n)
+
+
+def run_key(card: ModelCard, points, rasters, crs, n: int, device: str, chunk: int, block: int,
+            parts: Path | None, precision: str = "fp32") -> dict:
+    """What a tiled run's work dir depends on (the tiling is added once planned)."""
+    return {
+        "model": sha256_file(card.path / MODEL_JSON),
+        "points": file_identity(points),
+        "rasters": {k: file_identity(p) for k, p in zip(("dem", "lulc", "amplitude"), rasters,
+                                                         strict=True)},
+        "crs": None if crs is None else str(crs), "n_points": int(n),
+        "backend": f"onnx/{device}" + ("/int8" if precision == "int8" else ""),
+        "chunking": {"chunk_points": int(chunk), "block_points": int(block),
+                     "embed_batch": EMBED_BATCH},
+        "output": "file" if parts is None else str(parts.resolve()),
+    }
+
+
+def _summary(executor, plan: TilePlan, work: TileWork, results: list[TileResult],
+             card: ModelCard, out: Path, device: str, timer: Timer, n_unknown: int,
+             n_reliable: int, n: int) -> dict:
+    sec = timer.seconds
+    total = sec["total"]
+    core_done = sum(len(r.rows) for r in results)
+    workers: dict[str, float] = {}
+    for r in results:
+        if r.peak_rss_mb is not None:
+            workers[r.worker] = max(workers.get(r.worker, 0.0), r.peak_rss_mb)
+    return {
+        "strategy": "tiled", "backend": "onnx", "device": device, "executor": executor.label,
+        "points": n, "output": str(out), "threshold": card.threshold,
+        "unreliable_fraction": float(1.0 - n_reliable / n) if n else 0.0,
+        "unknown_lulc_points": n_unknown,
+        "tiles": {"total": len(plan.tiles), "computed": len(results),
+                  "tile_m": plan.tile_m, "halo_m": plan.halo_m, "grid": list(plan.shape),
+                  "points_per_tile": round(n / max(len(plan.tiles), 1), 1),
+                  "embedded_per_point": round(sum(r.n_embedded for r in results)
+                                              / max(core_done, 1), 3)},
+        "work_dir": str(work.path),
+        "seconds": {k: round(v, 4) for k, v in sec.items()},
+        "task_seconds": round(sum(r.seconds for r in results), 3),
+        "points_per_s": {"total": round(n / total, 1) if total else None,
+                         "tiles": round(core_done / sec["tiles"], 1)
+                         if sec.get("tiles") and core_done else None},
+        "peak_rss_mb": peak_rss_mb(),
+        "worker_peak_rss_mb": workers,
+    }
+
+
+def _check_out(out: Path, partitioned: bool) -> None:
+    if partitioned:
+        check_parts_dir(out, resuming=True)  # the extra and a file in the way; emptiness later
+        return
+    if out.is_dir():
+        raise PsirelError(f"--out {out}: is a folder; add --partitioned to write one GeoParquet "
+                          "part per tile into it")
+    format_of(out)
+
+
+def _threads(threads: int | None, executor) -> int | None:
+    if threads is not None and threads < 1:
+        raise PsirelError(f"--threads {threads}: must be at least 1")
+    if threads is None and not isinstance(executor, SyncExecutor):
+        return 1  # one ONNX Runtime thread per task: workers are single-threaded processes
+    return threads
+
+
+def _resumed_tile_m(wd_path: Path, key: dict, halo: float) -> float | None:
+    """The tile size of an unfinished run of the same inputs in ``wd_path`` (so that a rerun on
+    another number of workers resumes instead of re-planning)."""
+    state = read_tile_manifest(wd_path)
+    old = state.get("key") if state else None
+    if not isinstance(old, dict) or {k: v for k, v in old.items() if k != "tiling"} != \
+            json.loads(json.dumps(key)):
+        return None
+    tiling = old.get("tiling") or {}
+    return float(tiling["tile_m"]) if tiling.get("halo_m") == halo else None
+
+
+def _valid_done(work: TileWork, plan: TilePlan, parts: Path | None) -> set[int]:
+    """Tiles the manifest lists whose result is intact (rows as planned; the part exists)."""
+    ok = set()
+    for t in plan.tiles:
+        if t.id not in work.done:
+            continue
+        if parts is not None:
+            good = (parts / part_name(t.id)).exists()
+        else:
+            got = work.load(t.id)
+            good = got is not None and np.array_equal(got[0], t.core_rows)
+        if good:
+            ok.add(t.id)
+        else:
+            del work.done[t.id]
+    return ok
+
+
+def _tasks(plan: TilePlan, card: ModelCard, cloud, points, rasters, crs, chunk: int,
+           block: int, device: str, threads: int | None, out: Path, partitioned: bool,
+           hook, skip: set[int], precision: str = "fp32") -> list[TileTask]:
+    sx, sy = cloud.source_xy
+    sha = sha256_file(card.path / MODEL_JSON)
+    tasks = []
+    for t in plan.tiles:
+        if t.id in skip:
+            continue
+        r = t.rows
+        box = (float(sx[r].min()), float(sy[r].min()), float(sx[r].max()), float(sy[r].max()))
+        pad = 1e-7 * max(1.0, *map(abs, box))  # the reader's box: a hair larger, never smaller
+        tasks.append(TileTask(
+            tile=t.id, model_dir=str(card.path.resolve()), model_sha256=sha,
+            points=str(Path(points).resolve()),
+            rasters=tuple(str(Path(p).resolve()) for p in rasters), crs=crs,
+            rows=r, core=t.core, xy=np.column_stack([cloud.x[r], cloud.y[r]]), box=t.box,
+            src_bbox=(box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad),
+            chunk=chunk, block=block, threshold=float(card.threshold), device=device,
+            threads=threads, hook=hook, precision=precision,
+            part=str(out.resolve() / part_name(t.id)) if partitioned else None))
+    return tasks
+
+
+def _run(executor, tasks: list[TileTask], work: TileWork, retries: int,
+         progress) -> list[TileResult]:
+    """Run the tasks, recording each result as it arrives; the first tile that keeps failing
+    stops the run (the others already finished stay recorded)."""
+    results = []
+    if not tasks:
+        return results
+    runs = executor.map(tasks, retries)
+    try:
+        for task, res, exc in runs:
+            if exc is not None:
+                if isinstance(exc, PsirelError):
+                    raise PsirelError(str(exc)) from None
+                raise PsirelError(f"tile {task.tile} failed {retries + 1} times: "
+                                  f"{type(exc).__name__}: {_first_line(exc)}") from None
+            work.record(res)
+            results.append(res)
+            progress.advance(1)
+    finally:
+        runs.close()
+    return results
+
+
+def _write_file(out: Path, plan: TilePlan, work: TileWork, cloud, card: ModelCard) -> None:
+    rel = np.full(len(cloud), np.nan, np.float32)
+    for t in plan.tiles:
+        got = work.load(t.id)
+        if got is None:
+            raise PsirelError(f"{work.result_path(t.id)}: result of tile {t.id} is missing")
+        rel[got[0]] = got[1]
+    write_predictions(cloud, out, {"reliability": rel, "reliable_pred": rel >= card.threshold})
+
+
+def _write_parts_manifest(out: Path, plan: TilePlan, work: TileWork, cloud,
+                          card: ModelCard) -> None:
+    parts = [{"file": part_name(t.id), "tile": t.id, "rows": int(work.done[t.id]["rows"]),
+              "cell": list(t.cell),
+              "core_box": [round(v, 3) for v in _core_box(plan, t.cell)]}
+             for t in plan.tiles]
+    write_manifest(out, parts, cloud.source_crs, {
+        "tiling": {**plan.to_json(), "crs": cloud.crs.to_string()},
+        "model": {"path": str(card.path), "sha256": sha256_file(card.path / MODEL_JSON)},
+        "threshold": card.threshold})
+
+
+def _core_box(plan: TilePlan, cell: tuple[int, int]) -> tuple[float, float, float, float]:
+    x0, y0 = plan.origin
+    return (x0 + cell[0] * plan.tile_m, y0 + cell[1] * plan.tile_m,
+            x0 + (cell[0] + 1) * plan.tile_m, y0 + (cell[1] + 1) * plan.tile_m)
+
+
