@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_out
 
-.PHONY: demo test lint install infer-env clean
+.PHONY: demo test lint install infer-env clean bench bench-quick
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,15 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+# Benchmarks (issue 5): writes bench/results/latest.json and latest.md; scenes and models are
+# cached in bench/results/cache. The full run takes about an hour on 2 cores (1M points
+# included); bench-quick a few minutes, into bench/results/quick (its figures are smoke only).
+bench: $(STAMP)
+	$(BIN)/psirel bench --out bench/results
+
+bench-quick: $(STAMP)
+	$(BIN)/psirel bench --out bench/results/quick --quick
 
 clean:
 	rm -rf $(DEMO_DIR) $(INFER_DIR) .venv-infer .pytest_cache .ruff_cache

@@ -5,14 +5,15 @@ Reproduces the README's results table:
     .venv/bin/python bench/gnn_table.py --out bench/results/gnn_table
 
 Writes ``OUT/table.md`` and ``OUT/table.json`` (metrics, training seconds, s/epoch, nodes per
-seed for each GNN type). About 25-35 minutes on 2 CPU cores.
+seed for each GNN type). About 25-35 minutes on 2 CPU cores. A GNN type whose model and report
+already exist in OUT is not trained again (so runs of single ``--gnn`` types, e.g. in parallel
+with one thread each, can be assembled into one table afterwards).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 from psirel.demo import run, scene_args
@@ -33,16 +34,14 @@ def main() -> None:
             run(["synth", str(d), "--points", str(args.points), "--seed", str(seed)])
     results, rows = {}, []
     for gnn in args.gnn:
-        model = out / f"model_{gnn}"
-        t0 = time.perf_counter()
-        run(["train", *scene_args(train_s), "--out", str(model), "--gnn", gnn,
-             "--epochs", str(args.epochs), "--seed", "0"])
-        seconds = time.perf_counter() - t0
-        run(["evaluate", "--model", str(model), *scene_args(test_s), "--out",
-             str(out / f"report_{gnn}")])
-        metrics = json.loads((out / f"report_{gnn}" / "metrics.json").read_text())
+        model, report = out / f"model_{gnn}", out / f"report_{gnn}"
+        if not ((model / "model.json").exists() and (report / "metrics.json").exists()):
+            run(["train", *scene_args(train_s), "--out", str(model), "--gnn", gnn,
+                 "--epochs", str(args.epochs), "--seed", "0"])
+            run(["evaluate", "--model", str(model), *scene_args(test_s), "--out", str(report)])
+        metrics = json.loads((report / "metrics.json").read_text())
         meta = json.loads((model / "model.json").read_text())["training"]
-        results[gnn] = {"metrics": metrics, "train_seconds": seconds,
+        results[gnn] = {"metrics": metrics, "train_seconds": meta["seconds"],
                         "seconds_per_epoch": meta["seconds_per_epoch"],
                         "nodes_per_seed": meta["nodes_per_seed"], "best_epoch": meta["best_epoch"]}
         rows.append((gnn, metrics))

@@ -1,0 +1,35 @@
+"""``psirel bench``: the benchmark suite (registered in :mod:`psirel.cli` with
+``app.command()(bench)``). Imports its modules lazily, as the other commands do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def bench(out: Annotated[Path, typer.Option("--out", help="Results folder: latest.json, "
+                                            "latest.md, cache/ (scenes, models)")]
+          = Path("bench/results"),
+          quick: Annotated[bool, typer.Option("--quick", help="A few minutes: small scenes, "
+                                              "one repeat, no 1M-point run, a barely trained "
+                                              "model (timings only)")] = False,
+          model: Annotated[Path | None, typer.Option("--model", help="Use this model directory "
+                                                     "instead of training one")] = None,
+          shared_model: Annotated[Path | None, typer.Option(
+              "--shared-model", help="A model trained with the shared-map encoder (default: "
+              "trained when psirel train supports it)")] = None) -> None:
+    """Benchmark the encoder (torch / ONNX fp32 / int8), naive vs two-stage inference, scaling
+    to 1M points, quality and the roofline; writes OUT/latest.json and OUT/latest.md."""
+    from psirel.bench.report import to_markdown
+    from psirel.bench.run import BenchConfig, run_bench
+    from psirel.model_dir import load_card
+
+    for m in (model, shared_model):
+        if m is not None:
+            load_card(m)  # a wrong --model fails now, not after minutes of measuring
+    cfg = BenchConfig.quick() if quick else BenchConfig.full()
+    result = run_bench(out, cfg, model=model, shared_model=shared_model)
+    typer.echo(to_markdown(result))
+    typer.echo(f"written: {Path(out) / 'latest.json'}, {Path(out) / 'latest.md'}")
