@@ -7,6 +7,12 @@ the GNN on the subgraph, and keep the targets' outputs. Nodes shared by the neig
 several batches are extracted and encoded again each time: that recomputation (``nodes_per_seed``
 encodings per point instead of one) is what the two-stage pipeline saves. Its output equals the
 two-stage output to float rounding; it keeps nothing on disk and does not resume.
+
+Batches follow the input order by default, as the seed's loader takes its target nodes; the
+points of a PSI file are rarely stored in spatial order, so the neighbourhoods of one batch
+barely overlap and every point drags its whole receptive field (hundreds of encodings).
+``order="spatial"`` takes runs of the Hilbert order instead (compact batches whose
+neighbourhoods overlap, as in training): a stronger baseline, still recomputing shared nodes.
 """
 
 from __future__ import annotations
@@ -16,22 +22,32 @@ import time
 import numpy as np
 
 from psirel.compat import check_unknown_lulc
+from psirel.errors import PsirelError
 from psirel.graph.sampling import full_neighbourhood
 from psirel.infer.scene import Scene, Silent, Timer
 
 BATCH_POINTS = 512  # target points per batch, as a training batch (TrainSettings.batch_size)
+ORDERS = ("input", "spatial")
 
 
 def predict_naive(scene: Scene, be, batch_points: int = BATCH_POINTS, embed_batch: int = 256,
-                  progress=None, timer=None, warn=None) -> tuple[np.ndarray, dict]:
+                  progress=None, timer=None, warn=None, order: str = "input"
+                  ) -> tuple[np.ndarray, dict]:
     """P(reliable) ``[N]`` of a :class:`~psirel.infer.scene.Scene`, and facts for the summary.
 
     Args:
         scene: the prepared cloud, rasters and model.
         be: a backend (:func:`psirel.infer.backends.make_backend`).
-        batch_points: target points per batch (spatially compact runs of the Hilbert order).
+        batch_points: target points per batch.
         embed_batch: patches per encoder call (and the size of the reused patch buffer).
+        order: ``"input"`` (batches of consecutive input rows) or ``"spatial"`` (runs of the
+            Hilbert order).
     """
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, not {order!r}")
+    if scene.card.config.get("encoder", "patch") != "patch":
+        raise PsirelError("--strategy naive re-encodes patches per point: it needs a patch-"
+                          "encoder model, not a shared-map one (use --strategy two-stage)")
     progress = progress or Silent()
     timer = timer or Timer()
     n = scene.n
@@ -41,8 +57,9 @@ def predict_naive(scene: Scene, be, batch_points: int = BATCH_POINTS, embed_batc
     buf = scene.patch_buffer(embed_batch)
     rel = np.empty(n, np.float32)
     n_unknown, nodes_seen = 0, 0
+    rows = scene.order if order == "spatial" else np.arange(n)
     for s in range(0, n, batch_points):
-        seeds = np.sort(scene.order[s:s + batch_points])
+        seeds = np.sort(rows[s:s + batch_points])
         t0 = time.perf_counter()
         sub = full_neighbourhood((idx, mask), seeds, scene.hops)
         nodes = sub.nodes
@@ -71,4 +88,4 @@ def predict_naive(scene: Scene, be, batch_points: int = BATCH_POINTS, embed_batc
     check_unknown_lulc(scene.card, n_unknown, n, warn=warn)
     return rel, {"unknown_lulc_points": n_unknown,
                  "nodes_per_seed": round(nodes_seen / max(n, 1), 3),
-                 "batch_points": batch_points}
+                 "batch_points": batch_points, "batch_order": order}
