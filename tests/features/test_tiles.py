@@ -5,8 +5,16 @@ import pytest
 
 from psirel.features.normalize import fit_normalizer
 from psirel.features.scalars import scalar_features
-from psirel.features.tiles import (ALIGN_PX, CONTEXT_PX, Window, crop, full_raster,
-                                   normalised_window, relief, window_around)
+from psirel.features.tiles import (
+    ALIGN_PX,
+    CONTEXT_PX,
+    Window,
+    crop,
+    full_raster,
+    normalised_window,
+    relief,
+    window_around,
+)
 from psirel.io.points import read_points
 from psirel.io.rasters import RasterStack
 
