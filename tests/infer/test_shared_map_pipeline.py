@@ -54,3 +54,11 @@ def test_naive_strategy_refuses_a_shared_map_model(shared_model, tiny_scene, tmp
                     strict=True))
     with pytest.raises(PsirelError, match="shared-map"):
         predict(shared_model, out=tmp_path / "n.gpkg", strategy="naive", **args)
+
+
+def test_evaluate_scores_a_shared_map_model(shared_model, tiny_scene, tmp_path):
+    code = main(["evaluate", "--model", str(shared_model), *scene_args(tiny_scene), "--out",
+                 str(tmp_path / "report")])
+    assert code == 0
+    m = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert 0.0 <= m["model"]["roc_auc"] <= 1.0 and "pointwise_only" in m["baselines"]

@@ -53,9 +53,9 @@ class BenchConfig:
     encoder_points: int = 1024           # real patches the encoder timings cycle through
     calibration_points: int = 256        # INT8 calibration patches (timing scene, not held out)
     pipeline_points: int = 50_000
-    pipeline_repeats: int = 3            # rounds of naive + two-stage after a warm-up round
+    pipeline_repeats: int = 2            # rounds of naive + two-stage after a warm-up round
     scaling_points: tuple[int, ...] = (10_000, 100_000, 1_000_000)
-    scaling_repeats: int = 3             # fresh-process runs per size ...
+    scaling_repeats: int = 2             # fresh-process runs per size ...
     scaling_single_from: int = 1_000_000  # ... but one run from this size on (minutes each)
     train_points: int = 20_000
     train_seed: int = 11

@@ -17,6 +17,7 @@ import numpy as np
 from psirel.baselines import BASELINES, load_baseline, load_training_features
 from psirel.compat import check_features, check_unknown_lulc
 from psirel.features.normalize import Normalizer
+from psirel.features.tiles import full_raster
 from psirel.graph.knn import EdgeScale
 from psirel.io.atomic import atomic_write_text
 from psirel.model_dir import load_card
@@ -51,7 +52,10 @@ def evaluate(model_dir: Path, points: Path, dem: Path, lulc: Path, amplitude: Pa
         normalizer = Normalizer.from_json(card.meta["normalizer"])
         patches, n_unknown = build_patch_cache(inputs, normalizer, cache_dir)
         check_unknown_lulc(card, n_unknown, inputs.n, warn=warn)
-        data = graph_data(inputs, patches, normalizer, EdgeScale.from_json(card.meta["edge_scale"]))
+        raster = full_raster(normalizer, inputs.stack) \
+            if card.config.get("encoder", "patch") == "shared-map" else None
+        data = graph_data(inputs, patches, normalizer, EdgeScale.from_json(card.meta["edge_scale"]),
+                          raster)
         y = inputs.labels
         everyone = np.arange(inputs.n)
         scores = {"model": predict_points(load_model(card), data, everyone)}
