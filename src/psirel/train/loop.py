@@ -49,6 +49,8 @@ class TrainSettings:
     r_max_m: float = 100.0
     val_fraction: float = 0.2
     max_steps_per_epoch: int | None = None   # tests and demos cap an epoch's length
+    ema: float = 0.0                      # decay of an exponential moving average of the
+                                          # weights, validated and kept instead (0 = off)
     device: str = "cpu"
 
     def to_json(self) -> dict:
@@ -187,6 +189,7 @@ def fit(model: ReliabilityModel, data: GraphData, train_mask: np.ndarray, val_ma
                                                 total_steps=total)
     table = (data.idx, data.mask)
     best = {"ap": -1.0, "state": None, "epoch": 0, "metrics": {}, "threshold": 0.5}
+    ema = WeightAverage(model, settings.ema) if settings.ema > 0 else None
     history, epoch_times, nodes_seen, seeds_seen = [], [], 0, 0
     bad = 0
     for epoch in range(settings.epochs):
@@ -209,11 +212,14 @@ def fit(model: ReliabilityModel, data: GraphData, train_mask: np.ndarray, val_ma
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update(model)
             losses.append(loss.item())
             nodes_seen += len(sub.nodes)
             seeds_seen += len(seeds)
             if on_step is not None:
                 on_step(step + 1, steps_per_epoch, float(np.mean(losses)))
+        live = ema.swap_in(model) if ema is not None else None
         p_val = predict_points(model, data, val_idx, device=device)
         thr = tune_threshold(data.labels[val_idx], p_val)
         metrics = reliability_metrics(data.labels[val_idx], p_val, thr)
@@ -230,8 +236,10 @@ def fit(model: ReliabilityModel, data: GraphData, train_mask: np.ndarray, val_ma
             bad = 0
         else:
             bad += 1
-            if bad >= settings.patience:
-                break
+        if live is not None:   # training goes on from the live weights
+            model.load_state_dict(live)
+        if bad >= settings.patience:
+            break
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     model.eval()
@@ -239,6 +247,32 @@ def fit(model: ReliabilityModel, data: GraphData, train_mask: np.ndarray, val_ma
                      history=history, best_epoch=best["epoch"],
                      seconds_per_epoch=float(np.median(epoch_times)) if epoch_times else 0.0,
                      nodes_per_seed=nodes_seen / max(seeds_seen, 1))
+
+
+class WeightAverage:
+    """Exponential moving average of a model's floating-point weights (Polyak averaging):
+    ``w̄ ← d·w̄ + (1 − d)·w`` after every step. Validated and kept instead of the last weights,
+    it smooths the noise of small batches and usually generalises better."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"ema decay must be in (0, 1), got {decay}")
+        self.decay = decay
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for k, v in model.state_dict().items():
+            if v.dtype.is_floating_point:
+                self.state[k].mul_(self.decay).add_(v.detach(), alpha=1.0 - self.decay)
+            else:
+                self.state[k].copy_(v)
+
+    def swap_in(self, model: nn.Module) -> dict:
+        """Load the averaged weights; returns the live ones, to be loaded back."""
+        live = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(self.state)
+        return live
 
 
 def new_model(cfg: ModelConfig, seed: int, patches: np.ndarray | None = None
