@@ -99,7 +99,7 @@ def train(points: PointsOpt, dem: DemOpt, lulc: LulcOpt, amplitude: AmpOpt,
           patch_summary: Annotated[bool, typer.Option(
               "--patch-summary/--no-patch-summary",
               help="Feed the patch's summary statistics (relief gradients, amplitude, land-cover "
-                   "mix) to the scalar branch (patch encoder)")] = True,
+                   "mix) to the scalar branch (as maps with --encoder shared-map)")] = True,
           ) -> None:
     """Train the reliability model (PW encoder + GNN), its pointwise-only twin and baselines."""
     from psirel.cli_progress import TrainReporter
@@ -128,7 +128,7 @@ def train(points: PointsOpt, dem: DemOpt, lulc: LulcOpt, amplitude: AmpOpt,
     settings = TrainSettings(gnn=gnn, epochs=epochs, seed=seed, batch_size=batch_size,
                              fanout=fan, layers=layers, fusion=fusion,
                              max_steps_per_epoch=max_steps, device=device, encoder=encoder,
-                             patch_summary=patch_summary and encoder == "patch")
+                             patch_summary=patch_summary)
     console = _console()
     with TrainReporter(console) as rep:
         meta = run_train(points, dem, lulc, amplitude, out, label=label, crs=crs,

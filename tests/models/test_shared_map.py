@@ -1,6 +1,7 @@
 """SharedMapEncoder: sampling at the right cells, shapes, and a window-independent answer."""
 
 import numpy as np
+import pytest
 import torch
 
 from psirel.infer.shared_stage import tile_groups
@@ -50,3 +51,33 @@ def test_tile_groups_partition_the_points():
     for g in groups:
         assert len(np.unique(np.floor(rows[g] / 1024))) == 1
         assert len(np.unique(np.floor(cols[g] / 1024))) == 1
+
+
+def test_summary_maps_agree_with_the_patch_summary_at_a_pixel():
+    """Gradients, local maximum and centre class are the patch summary's exactly; box means
+    differ only by the 81- vs 80-pixel box."""
+    from psirel.models.patch_summary import PatchSummary
+    from psirel.models.summary_maps import SummaryMaps
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.zeros(1, 4, 256, 256)
+    w[0, 0] = torch.cumsum(torch.randn(256, 256, generator=g), dim=1) * 0.1
+    w[0, 1] = torch.randint(0, 4, (256, 256), generator=g).float()
+    w[0, 2] = torch.randn(256, 256, generator=g)
+    w[0, 3] = 1.0
+    i, j = 120, 131
+    maps = SummaryMaps(n_lulc=4)
+    got = maps.raw(w, torch.tensor([[i + 0.5, j + 0.5]]))[0]
+    patch = w[:, :, i - 40:i + 40, j - 40:j + 40].clone()
+    patch[:, 0] -= w[0, 0, i, j]                 # the patch model's relief: relative to the point
+    ref = PatchSummary(n_lulc=4).raw(patch)[0]
+    names = maps.names()
+    assert names == PatchSummary(n_lulc=4).names()
+    exact = [n for n in names if n.startswith(("dem_g", "amp_local_max", "lulc_centre",
+                                               "dem_centre_step", "amp_centre"))]
+    for n in exact:
+        k = names.index(n)
+        assert got[k].item() == pytest.approx(ref[k].item(), abs=1e-4), n
+    for n in ("dem_mean", "amp_mean", "amp_std", "valid"):
+        k = names.index(n)
+        assert got[k].item() == pytest.approx(ref[k].item(), abs=0.1), n

@@ -38,7 +38,7 @@ class ModelConfig:
     ``encoder`` is ``"patch"`` (an 80×80 patch per point, :class:`PointwiseEncoder`) or
     ``"shared-map"`` (one CNN pass per raster window, sampled at the points,
     :class:`~psirel.models.shared_map.SharedMapEncoder`; ``fusion`` must be concat and
-    ``patch_summary`` is not used).
+    ``patch_summary`` computes the statistics as maps, :mod:`psirel.models.summary_maps`).
     ``patch_px`` is the patch side in pixels the model is built for (export shapes and the FLOP
     count; the ConvNeXt itself accepts any side ≥ 32).
     """
@@ -183,7 +183,8 @@ class ReliabilityModel(nn.Module):
             self.pointwise = SharedMapEncoder(
                 n_lulc=cfg.n_lulc, n_scalars=cfg.n_scalars, lulc_dim=cfg.lulc_dim,
                 emb_dim=cfg.emb_dim, depths=cfg.depths, dims=cfg.dims,
-                scalar_hidden=cfg.scalar_hidden, drop_path_rate=cfg.drop_path_rate)
+                scalar_hidden=cfg.scalar_hidden, drop_path_rate=cfg.drop_path_rate,
+                summary=cfg.patch_summary)
         else:
             self.pointwise = PointwiseEncoder(
                 n_lulc=cfg.n_lulc, n_scalars=cfg.n_scalars, lulc_dim=cfg.lulc_dim,

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from psirel.models.convnext import ConvNeXt
 from psirel.models.lulc import lulc_indices
+from psirel.models.summary_maps import SummaryMaps
 
 FOOTPRINT_PX = 80
 FOOTPRINT_GRID = 4
@@ -49,6 +50,8 @@ class SharedMapEncoder(nn.Module):
         emb_dim (int): output embedding width D. (default: 64)
         depths, dims: ConvNeXt architecture. (default: ``(2, 2, 4, 2)``, ``(12, 24, 48, 96)``)
         scalar_hidden (int): width of the scalar MLP. (default: 32)
+        summary (bool): feed the scalar MLP the patch summary statistics computed as maps
+            (:class:`~psirel.models.summary_maps.SummaryMaps`). (default: False)
         footprint_px (int): side of the pooled footprint of the last stage. (default: 80)
         grid (int): bins per side of that pooling. (default: 4)
     """
@@ -56,7 +59,8 @@ class SharedMapEncoder(nn.Module):
     def __init__(self, n_lulc: int, n_scalars: int, lulc_dim: int = 4, emb_dim: int = 64,
                  depths: Sequence[int] = (2, 2, 4, 2), dims: Sequence[int] = (12, 24, 48, 96),
                  scalar_hidden: int = 32, footprint_px: int = FOOTPRINT_PX,
-                 grid: int = FOOTPRINT_GRID, drop_path_rate: float = 0.0):
+                 grid: int = FOOTPRINT_GRID, drop_path_rate: float = 0.0,
+                 summary: bool = False):
         super().__init__()
         if n_lulc < 1:
             raise ValueError(f"n_lulc must be ≥ 1 (class 0 = unknown), not {n_lulc}")
@@ -65,8 +69,10 @@ class SharedMapEncoder(nn.Module):
         self.cnn = ConvNeXt(3 + lulc_dim, depths, dims, drop_path_rate=drop_path_rate)
         n_feat = sum(self.cnn.dims)
         self.sample_norm = nn.LayerNorm(n_feat, eps=1e-6)
+        self.summary = SummaryMaps(n_lulc) if summary else None
+        n_in = n_scalars + (self.summary.num_features if self.summary is not None else 0)
         self.scalar_mlp = nn.Sequential(
-            nn.Linear(n_scalars, scalar_hidden), nn.GELU(),
+            nn.Linear(n_in, scalar_hidden), nn.GELU(),
             nn.Linear(scalar_hidden, scalar_hidden), nn.GELU(),
         )
         self.proj = nn.Linear(n_feat + scalar_hidden, emb_dim)
@@ -111,6 +117,8 @@ class SharedMapEncoder(nn.Module):
 
     def forward(self, window: Tensor, rc: Tensor, scalars: Tensor) -> Tensor:
         f = self.point_features(self.feature_maps(window), rc, window.shape[-2], window.shape[-1])
+        if self.summary is not None:
+            scalars = torch.cat([scalars, self.summary(window, rc)], dim=-1)
         return self.act(self.proj(torch.cat([f, self.scalar_mlp(scalars)], dim=-1)))
 
     def flops_per_pixel(self) -> float:

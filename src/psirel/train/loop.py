@@ -275,15 +275,22 @@ class WeightAverage:
         return live
 
 
-def new_model(cfg: ModelConfig, seed: int, patches: np.ndarray | None = None
-              ) -> ReliabilityModel:
+def new_model(cfg: ModelConfig, seed: int, patches: np.ndarray | None = None,
+              data: GraphData | None = None) -> ReliabilityModel:
     """A freshly initialised model; ``patches`` (training patches) fit its patch summary's
     standardisation (a fixed, evenly spaced subset of at most 8,192, so the result is
-    deterministic)."""
+    deterministic); for a shared-map model, ``data`` (with its raster) fits the summary maps
+    at the same subset of training points."""
     torch.manual_seed(seed)
     model = ReliabilityModel(cfg)
     summary = getattr(model.pointwise, "summary", None)
-    if summary is not None and patches is not None and len(patches):
+    if model.shared_map:
+        if summary is not None and data is not None and data.raster is not None:
+            n = len(data.x_m)
+            rows = np.unique(np.linspace(0, n - 1, min(n, 8192)).astype(int))
+            rc = np.stack([data.rows_px[rows], data.cols_px[rows]], 1)
+            summary.fit(data.raster, rc)
+    elif summary is not None and patches is not None and len(patches):
         rows = np.unique(np.linspace(0, len(patches) - 1, min(len(patches), 8192)).astype(int))
         summary.fit(patches[rows])
     return model

@@ -86,7 +86,7 @@ def train(points: Path, dem: Path, lulc: Path, amplitude: Path, out: Path, *,
         for variant, gnn, fanout in (("model", settings.gnn, settings.fanout),
                                      ("pointwise_only", "none", ())):
             cfg = model_config(settings, n_lulc, n_scalars, gnn)
-            model = new_model(cfg, settings.seed, patches)
+            model = new_model(cfg, settings.seed, patches, data)
             rep.stage(f"train {variant}", settings.epochs)
             res = fit(model, data, split.train, split.val, settings, fanout,
                       on_epoch=lambda r, v=variant: rep.epoch(v, r))

@@ -1,0 +1,129 @@
+"""The patch summary statistics as maps over a raster window, for the shared-map encoder.
+
+:class:`~psirel.models.patch_summary.PatchSummary` reads each point's 80×80 patch; a shared-map
+model has no patches, so the same statistics are computed for *every pixel* of its window with
+separable box and max filters (cost per pixel, not per point) and sampled at the points
+bilinearly, like the feature maps. Relief in a window is the high-passed DEM
+(:mod:`psirel.features.tiles`), so "relative to the point" becomes "minus the relief at the
+point's pixel": the box mean and minimum of the relief are reported relative to the centre.
+
+Columns, in :meth:`SummaryMaps.names` order: valid fraction, relief mean / std, relief
+gradients (gx, gy) at ±1, ±4, ±12 px, amplitude mean / std, amplitude over the 3×3 centre,
+brightest amplitude within ±4 px, centre relief above its 3×3 mean, lowest relief in the box,
+land-cover one-hot at the point, land-cover mix of the box (81×81, the patch's 80 made odd).
+
+Shapes: window ``[1, 4, H, W]``, positions ``[N, 2]`` (window pixels) → ``[N, F]``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from psirel.models.lulc import lulc_indices
+from psirel.models.patch_summary import GRADIENT_SCALES, LOCAL_MAX_PX, MAD_TO_STD
+
+BOX_PX = 81
+
+
+def _box(x: Tensor, k: int) -> Tensor:
+    """Mean over a ``k × k`` box (zero outside), separable; same size as ``x [1, C, H, W]``."""
+    h = k // 2
+    x = F.avg_pool2d(x, (k, 1), stride=1, padding=(h, 0))
+    return F.avg_pool2d(x, (1, k), stride=1, padding=(0, h))
+
+
+def _box_max(x: Tensor, k: int) -> Tensor:
+    h = k // 2
+    x = F.max_pool2d(x, (k, 1), stride=1, padding=(h, 0))
+    return F.max_pool2d(x, (1, k), stride=1, padding=(0, h))
+
+
+def _shift(x: Tensor, dy: int, dx: int) -> Tensor:
+    """``out[..., i, j] = x[..., i + dy, j + dx]`` (edge-replicated)."""
+    p = max(abs(dy), abs(dx))
+    xp = F.pad(x, (p, p, p, p), mode="replicate")
+    h, w = x.shape[-2], x.shape[-1]
+    return xp[..., p + dy:p + dy + h, p + dx:p + dx + w]
+
+
+class SummaryMaps(nn.Module):
+    """Per-pixel summary statistics of a window, sampled at points, robustly standardised."""
+
+    def __init__(self, n_lulc: int, box_px: int = BOX_PX):
+        super().__init__()
+        self.n_lulc, self.box_px, self.scales = int(n_lulc), int(box_px), GRADIENT_SCALES
+        n = self.num_features
+        self.register_buffer("centre", torch.zeros(n))
+        self.register_buffer("scale", torch.ones(n))
+
+    @property
+    def num_features(self) -> int:
+        return 9 + 2 * len(self.scales) + 2 * self.n_lulc
+
+    def names(self) -> list[str]:
+        grads = [f"dem_{a}@{s}" for s in self.scales for a in ("gx", "gy")]
+        return (["valid", "dem_mean", "dem_std", *grads, "amp_mean", "amp_std", "amp_centre",
+                 "amp_local_max", "dem_centre_step", "dem_min"]
+                + [f"lulc_centre[{c}]" for c in range(self.n_lulc)]
+                + [f"lulc_frac[{c}]" for c in range(self.n_lulc)])
+
+    def maps(self, window: Tensor) -> Tensor:
+        """``[1, F, H, W]`` unstandardised statistics of every pixel."""
+        k = self.box_px
+        r, amp, m = window[:, 0:1], window[:, 2:3], window[:, 3:4]
+        valid = _box(m, k)
+        cnt = valid.clamp(min=1e-6)
+
+        def moments(a: Tensor) -> tuple[Tensor, Tensor]:
+            mean = _box(a * m, k) / cnt
+            var = (_box(a * a * m, k) / cnt - mean * mean).clamp(min=0.0)
+            return mean, torch.sqrt(var + 1e-8)
+
+        r_mean, r_std = moments(r)
+        a_mean, a_std = moments(amp)
+        grads = []
+        for s in self.scales:
+            gx = (_shift(r, 0, s) - _shift(r, 0, -s)) / (2 * s)
+            gy = (_shift(r, s, 0) - _shift(r, -s, 0)) / (2 * s)
+            grads += [F.avg_pool2d(gx, (2 * s + 1, 1), stride=1, padding=(s, 0)),
+                      F.avg_pool2d(gy, (1, 2 * s + 1), stride=1, padding=(0, s))]
+        amp_centre = _box(amp, 3)
+        amp_max = _box_max(amp * m, 2 * LOCAL_MAX_PX + 1)
+        step = r - _box(r, 3)
+        r_min = -_box_max(-(r * m + (1.0 - m) * 1e3), k)
+        codes = lulc_indices(window[:, 1], self.n_lulc).to(window.dtype)       # [1, H, W]
+        classes = torch.arange(self.n_lulc, dtype=window.dtype, device=window.device)
+        onehot = (codes[:, None] == classes[None, :, None, None]).to(window.dtype)
+        frac = _box(onehot * m, k) / cnt
+        cols = [valid, r_mean - r, r_std, *grads, a_mean, a_std, amp_centre, amp_max, step,
+                (r_min - r).clamp(max=1e2), onehot, frac]
+        return torch.cat(cols, dim=1)
+
+    def raw(self, window: Tensor, rc: Tensor) -> Tensor:
+        """Unstandardised statistics ``[N, F]`` at window positions ``rc``."""
+        from psirel.models.shared_map import SharedMapEncoder
+
+        return SharedMapEncoder._sample(self.maps(window), rc, window.shape[-2],
+                                        window.shape[-1])
+
+    def forward(self, window: Tensor, rc: Tensor) -> Tensor:
+        z = (self.raw(window, rc) - self.centre) / self.scale
+        a = z.abs()   # asinh written out, as in PatchSummary (no aten::asinh in the exporter)
+        return torch.sign(z) * torch.log(a + torch.sqrt(a * a + 1.0))
+
+    @torch.no_grad()
+    def fit(self, window: np.ndarray, rc: np.ndarray) -> SummaryMaps:
+        """Robust centre/scale (median, 1.4826·MAD; std or 1 where that is 0) from a training
+        window ``[4, H, W]`` and point positions in it ``[N, 2]``."""
+        x = self.raw(torch.as_tensor(np.asarray(window, np.float32))[None],
+                     torch.as_tensor(np.asarray(rc, np.float32))).double()
+        med = x.median(dim=0).values
+        mad = (x - med).abs().median(dim=0).values * MAD_TO_STD
+        std = x.std(dim=0, unbiased=False) if len(x) > 1 else torch.zeros_like(med)
+        scale = torch.where(mad > 1e-6, mad, torch.where(std > 1e-6, std, torch.ones_like(mad)))
+        self.centre.copy_(med.float())
+        self.scale.copy_(scale.float())
+        return self
