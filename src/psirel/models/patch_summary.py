@@ -45,14 +45,11 @@ LOCAL_MAX_PX = 4
 MAD_TO_STD = 1.4826
 
 
-class PatchSummary(nn.Module):
-    """Summary statistics of a patch (see the module docstring), robustly standardised.
-
-    Args:
-        n_lulc (int): LULC vocabulary size, unknown (0) included.
-        scales (sequence of int): half-widths (pixels) of the relief gradients.
-            (default: ``(1, 4, 12)``)
-    """
+class SummaryStatistics(nn.Module):
+    """What :class:`PatchSummary` and the shared-map encoder's
+    :class:`~psirel.models.summary_maps.SummaryMaps` share: the feature names, the robust
+    centre/scale buffers and the standardisation ``asinh((raw − centre) / scale)``.
+    Subclasses define ``raw(*inputs) -> [N, F]``."""
 
     def __init__(self, n_lulc: int, scales: Sequence[int] = GRADIENT_SCALES):
         super().__init__()
@@ -71,6 +68,35 @@ class PatchSummary(nn.Module):
                  "amp_local_max", "dem_centre_step", "dem_min"]
                 + [f"lulc_centre[{c}]" for c in range(self.n_lulc)]
                 + [f"lulc_frac[{c}]" for c in range(self.n_lulc)])
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        z = (self.raw(*inputs) - self.centre) / self.scale
+        # asinh, written out: the TorchScript ONNX exporter has no aten::asinh; the odd form
+        # avoids the cancellation of log(x + sqrt(x² + 1)) for large negative x
+        a = z.abs()
+        return torch.sign(z) * torch.log(a + torch.sqrt(a * a + 1.0))
+
+    @torch.no_grad()
+    def fit_rows(self, x: Tensor) -> None:
+        """Robust centre/scale from raw statistics ``[N, F]``: median and 1.4826·MAD (the
+        std where the MAD is 0, 1 where both are)."""
+        x = x.double()
+        med = x.median(dim=0).values
+        mad = (x - med).abs().median(dim=0).values * MAD_TO_STD
+        std = x.std(dim=0, unbiased=False) if len(x) > 1 else torch.zeros_like(med)
+        scale = torch.where(mad > 1e-6, mad, torch.where(std > 1e-6, std, torch.ones_like(mad)))
+        self.centre.copy_(med.float())
+        self.scale.copy_(scale.float())
+
+
+class PatchSummary(SummaryStatistics):
+    """Summary statistics of a patch (see the module docstring), robustly standardised.
+
+    Args:
+        n_lulc (int): LULC vocabulary size, unknown (0) included.
+        scales (sequence of int): half-widths (pixels) of the relief gradients.
+            (default: ``(1, 4, 12)``)
+    """
 
     def raw(self, patches: Tensor) -> Tensor:
         """Unstandardised statistics ``[B, F]``."""
@@ -112,13 +138,6 @@ class PatchSummary(nn.Module):
                 -ring, dem_min]
         return torch.cat([torch.stack(cols, dim=1), onehot_c, frac], dim=1)
 
-    def forward(self, patches: Tensor) -> Tensor:
-        z = (self.raw(patches) - self.centre) / self.scale
-        # asinh, written out: the TorchScript ONNX exporter has no aten::asinh; the odd form
-        # avoids the cancellation of log(x + sqrt(x² + 1)) for large negative x
-        a = z.abs()
-        return torch.sign(z) * torch.log(a + torch.sqrt(a * a + 1.0))
-
     @torch.no_grad()
     def fit(self, patches: Tensor | np.ndarray, batch: int = 1024) -> PatchSummary:
         """Set the robust centre/scale from training patches ``[N, 4, P, P]`` (any float type);
@@ -126,12 +145,6 @@ class PatchSummary(nn.Module):
         n = len(patches)
         rows = [self.raw(torch.as_tensor(np.asarray(patches[s:s + batch], np.float32)))
                 for s in range(0, n, batch)] or [torch.zeros(0, self.num_features)]
-        x = torch.cat(rows).double()
-        med = x.median(dim=0).values
-        mad = (x - med).abs().median(dim=0).values * MAD_TO_STD
-        std = x.std(dim=0, unbiased=False) if n > 1 else torch.zeros_like(med)
-        scale = torch.where(mad > 1e-6, mad, torch.where(std > 1e-6, std, torch.ones_like(mad)))
-        self.centre.copy_(med.float())
-        self.scale.copy_(scale.float())
+        self.fit_rows(torch.cat(rows))
         return self
 

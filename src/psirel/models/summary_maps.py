@@ -20,10 +20,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from psirel.models.lulc import lulc_indices
-from psirel.models.patch_summary import GRADIENT_SCALES, LOCAL_MAX_PX, MAD_TO_STD
+from psirel.models.patch_summary import LOCAL_MAX_PX, SummaryStatistics
 
 BOX_PX = 81
 
@@ -49,26 +49,12 @@ def _shift(x: Tensor, dy: int, dx: int) -> Tensor:
     return xp[..., p + dy:p + dy + h, p + dx:p + dx + w]
 
 
-class SummaryMaps(nn.Module):
+class SummaryMaps(SummaryStatistics):
     """Per-pixel summary statistics of a window, sampled at points, robustly standardised."""
 
     def __init__(self, n_lulc: int, box_px: int = BOX_PX):
-        super().__init__()
-        self.n_lulc, self.box_px, self.scales = int(n_lulc), int(box_px), GRADIENT_SCALES
-        n = self.num_features
-        self.register_buffer("centre", torch.zeros(n))
-        self.register_buffer("scale", torch.ones(n))
-
-    @property
-    def num_features(self) -> int:
-        return 9 + 2 * len(self.scales) + 2 * self.n_lulc
-
-    def names(self) -> list[str]:
-        grads = [f"dem_{a}@{s}" for s in self.scales for a in ("gx", "gy")]
-        return (["valid", "dem_mean", "dem_std", *grads, "amp_mean", "amp_std", "amp_centre",
-                 "amp_local_max", "dem_centre_step", "dem_min"]
-                + [f"lulc_centre[{c}]" for c in range(self.n_lulc)]
-                + [f"lulc_frac[{c}]" for c in range(self.n_lulc)])
+        super().__init__(n_lulc)
+        self.box_px = int(box_px)
 
     def maps(self, window: Tensor) -> Tensor:
         """``[1, F, H, W]`` unstandardised statistics of every pixel."""
@@ -109,21 +95,10 @@ class SummaryMaps(nn.Module):
         return SharedMapEncoder._sample(self.maps(window), rc, window.shape[-2],
                                         window.shape[-1])
 
-    def forward(self, window: Tensor, rc: Tensor) -> Tensor:
-        z = (self.raw(window, rc) - self.centre) / self.scale
-        a = z.abs()   # asinh written out, as in PatchSummary (no aten::asinh in the exporter)
-        return torch.sign(z) * torch.log(a + torch.sqrt(a * a + 1.0))
-
     @torch.no_grad()
     def fit(self, window: np.ndarray, rc: np.ndarray) -> SummaryMaps:
         """Robust centre/scale (median, 1.4826·MAD; std or 1 where that is 0) from a training
         window ``[4, H, W]`` and point positions in it ``[N, 2]``."""
-        x = self.raw(torch.as_tensor(np.asarray(window, np.float32))[None],
-                     torch.as_tensor(np.asarray(rc, np.float32))).double()
-        med = x.median(dim=0).values
-        mad = (x - med).abs().median(dim=0).values * MAD_TO_STD
-        std = x.std(dim=0, unbiased=False) if len(x) > 1 else torch.zeros_like(med)
-        scale = torch.where(mad > 1e-6, mad, torch.where(std > 1e-6, std, torch.ones_like(mad)))
-        self.centre.copy_(med.float())
-        self.scale.copy_(scale.float())
+        self.fit_rows(self.raw(torch.as_tensor(np.asarray(window, np.float32))[None],
+                               torch.as_tensor(np.asarray(rc, np.float32))))
         return self
