@@ -40,7 +40,7 @@ from psirel.compat import check_features, check_unknown_lulc
 from psirel.errors import MissingExtra, PsirelError, WorkDirMismatch
 from psirel.features.scalars import SCALAR_FEATURES
 from psirel.infer.pipeline import BLOCK_POINTS, EMBED_BATCH, chunk_points_for, peak_rss_mb
-from psirel.infer.scene import Silent, Timer
+from psirel.infer.scene import Silent, Timer, read_cloud_on
 from psirel.infer.tiling import (
     TilePlan,
     TileResult,
@@ -52,11 +52,10 @@ from psirel.infer.tiling import (
     tile_bytes_per_point,
 )
 from psirel.infer.workdir import file_identity
-from psirel.inspect import check_points_inside
 from psirel.io.atomic import atomic_path, atomic_write_text
 from psirel.io.formats import format_of
 from psirel.io.partitioned import check_parts_dir, part_name, write_manifest
-from psirel.io.points import read_points, write_predictions
+from psirel.io.points import write_predictions
 from psirel.io.rasters import RasterStack
 from psirel.model_dir import MODEL_JSON, ModelCard, load_card, sha256_file
 
@@ -307,11 +306,7 @@ def read_cloud(card: ModelCard, points, dem, lulc, amplitude, crs=None, warn=Non
     (points on the rasters, features the model knows); the rasters are closed again."""
     stack = RasterStack(dem, lulc, amplitude)
     try:
-        cloud = read_points(points, crs=crs, target_crs=stack.crs)
-        for w in cloud.warnings:
-            if warn is not None:
-                warn(w)
-        check_points_inside(cloud, stack)
+        cloud = read_cloud_on(stack, points, crs=crs, warn=warn)
         check_features(card, list(SCALAR_FEATURES), len(cloud.dates), stack.pixel_m)
     finally:
         stack.close()

@@ -92,6 +92,18 @@ class Scene:
         return np.empty((n, N_PATCH_CHANNELS, p, p), np.float32)
 
 
+def read_cloud_on(stack: RasterStack, points: Path | str, crs=None,
+                  warn: Callable[[str], None] | None = None) -> PointCloud:
+    """The points reprojected onto ``stack``'s CRS, their reading warnings passed to ``warn``,
+    checked to lie on the rasters."""
+    cloud = read_points(points, crs=crs, target_crs=stack.crs)
+    for w in cloud.warnings:
+        if warn is not None:
+            warn(w)
+    check_points_inside(cloud, stack)
+    return cloud
+
+
 def prepare(card: ModelCard, points: Path | str, dem: Path | str, lulc: Path | str,
             amplitude: Path | str, crs=None, warn: Callable[[str], None] | None = None,
             timer: Timer | None = None) -> Scene:
@@ -107,11 +119,7 @@ def prepare(card: ModelCard, points: Path | str, dem: Path | str, lulc: Path | s
         raise ModelError(card.path / MODEL_JSON, f"invalid feature metadata ({exc})") from None
     stack = RasterStack(dem, lulc, amplitude)
     try:
-        cloud = read_points(points, crs=crs, target_crs=stack.crs)
-        for w in cloud.warnings:
-            if warn is not None:
-                warn(w)
-        check_points_inside(cloud, stack)
+        cloud = read_cloud_on(stack, points, crs=crs, warn=warn)
         t0 = timer.add("read", t0)
         feats, names = scalar_features(cloud.velocity_mm_yr, cloud.coherence, cloud.series_mm,
                                        cloud.dates)
