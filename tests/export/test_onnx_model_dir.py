@@ -40,7 +40,7 @@ def make_model_dir(path: Path, gnn: str, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     # a slim ConvNeXt keeps the test fast; the trained fixture of tests/infer exports the full one
     cfg = ModelConfig(n_lulc=6, n_scalars=5, gnn=gnn, depths=(1, 1, 1, 1), dims=(8, 16, 24, 32),
-                      gnn_layers=2)
+                      gnn_layers=2, edge_summary_signed=True, edge_summary_robust=True)
     save_weights(_spread(ReliabilityModel(cfg), seed), path / "weights.safetensors")
     pw_cfg = ModelConfig.from_dict({**cfg.to_dict(), "gnn": "none"})
     save_weights(_spread(ReliabilityModel(pw_cfg), seed + 1), path / "pointwise_only.safetensors")

@@ -6,7 +6,7 @@ import torch
 from psirel.models.gatv2 import GATv2Layer
 from psirel.models.gen import GENLayer
 from psirel.models.gnn import GNNEncoder, ReliabilityHead
-from psirel.models.neighbours import masked_softmax
+from psirel.models.neighbours import masked_median, masked_softmax
 from psirel.models.unimp import UniMPConv
 
 N, K, E, D = 30, 8, 5, 16
@@ -28,6 +28,26 @@ def test_masked_softmax_empty_row_is_zero_without_nan():
     torch.testing.assert_close(a[2, 0], torch.ones(2))
     (a * torch.randn_like(a)).sum().backward()
     assert torch.isfinite(s.grad).all()
+
+
+def test_masked_median_matches_numpy_nanmedian_and_empty_rows_are_zero():
+    import numpy as np
+
+    g = torch.Generator().manual_seed(3)
+    v = torch.randn(40, 7, 3, generator=g, requires_grad=True)
+    mask = torch.rand(40, 7, generator=g) > 0.4
+    mask[0] = False                       # isolated node
+    mask[1] = True                        # a full row, odd count
+    mask[2] = torch.tensor([True, True, False, False, True, True, False])  # even count
+    med = masked_median(v, mask)
+    ref = np.where(mask.numpy()[:, :, None], v.detach().numpy(), np.nan)
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        ref = np.nanmedian(ref, axis=1)
+    np.testing.assert_allclose(med.detach().numpy(), np.nan_to_num(ref), atol=1e-6)
+    assert torch.all(med[0] == 0)
+    med.sum().backward()
+    assert torch.isfinite(v.grad).all() and torch.all(v.grad[0] == 0)
+    assert torch.all(v.grad[~mask] == 0)  # empty slots never reach the median
 
 
 @pytest.mark.parametrize("layer", _layers(), ids=lambda m: type(m).__name__)

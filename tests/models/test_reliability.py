@@ -96,3 +96,19 @@ def test_edge_summary_values():
     out = s(emb, mask, ea)
     # node 0: mean |e| = 2, min |e| = 1, degree 2/3; node 1 isolated: zeros
     torch.testing.assert_close(out, torch.tensor([[2.0, 1.0, 2 / 3], [0.0, 0.0, 0.0]]))
+
+
+def test_robust_edge_summary_holds_medians_and_mad():
+    from psirel.models.reliability import EdgeSummary
+
+    s = EdgeSummary(edge_dim=1, emb_dim=2, robust=True)
+    assert s.n_stats == 3 + 3
+    mask = torch.tensor([[True, True, True, True, False], [False] * 5])
+    ea = torch.tensor([[[1.0], [-4.0], [2.0], [50.0], [7.0]], [[5.0]] * 5])
+    st = s.statistics(mask, ea)
+    # node 0: Δ = 1, −4, 2, 50 → median 1.5; |Δ| 1, 4, 2, 50 → 3; |Δ − 1.5| .5, 5.5, .5, 48.5 → 3
+    torch.testing.assert_close(st[0, 3:], torch.tensor([1.5, 3.0, 3.0]))
+    assert torch.all(st[1] == 0)  # isolated: zeros
+    # the precomputed statistics give the same output as the ones computed inside
+    emb = torch.randn(2, 2)
+    torch.testing.assert_close(s(emb, mask, ea, stats=st), s(emb, mask, ea))

@@ -56,6 +56,25 @@ def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     return masked_sum(values, mask) / count.reshape(count.shape + (1,) * (values.dim() - 2))
 
 
+def masked_median(values: Tensor, mask: Tensor) -> Tensor:
+    """Median over the valid slots (the mean of the two middle values for an even count), 0 for
+    an empty row: ``[N, K, *]``, ``[N, K]`` → ``[N, *]``.
+
+    One sort with the empty slots pushed to the end, then a gather at ``(c − 1) // 2`` and
+    ``c // 2`` for ``c`` valid slots: no NaN arithmetic, so it exports to ONNX (TopK +
+    GatherElements) and agrees with ``numpy.nanmedian``. A median ignores the minority of bad
+    neighbours that a mean, or a softmax-weighted sum, lets through.
+    """
+    valid = _expand(mask, values).expand_as(values)
+    big = torch.finfo(values.dtype).max
+    ordered = values.masked_fill(~valid, big).sort(dim=1).values
+    count = valid.sum(dim=1, keepdim=True)                               # [N, 1, *]
+    lo = (count - 1).clamp(min=0) // 2          # count ≤ K, so both lie in [0, K − 1]
+    hi = count // 2
+    med = 0.5 * ordered.gather(1, lo) + 0.5 * ordered.gather(1, hi)  # no overflow
+    return torch.where(count > 0, med, torch.zeros_like(med)).squeeze(1)
+
+
 def to_edge_index(idx: Tensor, mask: Tensor, edge_attr: Tensor | None = None):
     """Neighbour table → PyG COO ``edge_index [2, E]`` (row 0 = source j, row 1 = target i).
 

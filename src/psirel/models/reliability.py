@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from psirel.models.convnext import convnext_flops
 from psirel.models.gnn import KINDS, GNNEncoder, ReliabilityHead
+from psirel.models.neighbours import masked_median
 from psirel.models.pointwise import FUSIONS, PointwiseEncoder
 from psirel.models.shared_map import SharedMapEncoder
 
@@ -32,7 +33,9 @@ class ModelConfig:
     to add what the neighbours know and the full model starts from the pointwise solution.
     ``edge_summary`` adds to each embedding, before the GNN, a projection of its edges' masked
     mean and minimum of |edge features| and its degree (see :class:`EdgeSummary`);
-    ``edge_summary_signed`` adds the signed means and the Δheight·Δvelocity product.
+    ``edge_summary_signed`` adds the signed means and the Δheight·Δvelocity product;
+    ``edge_summary_robust`` the medians and median absolute deviations (False for models saved
+    before they existed).
     ``patch_summary`` feeds the scalar branch the patch's summary statistics
     (:class:`~psirel.models.patch_summary.PatchSummary`); False for models saved before it existed.
     ``encoder`` is ``"patch"`` (an 80×80 patch per point, :class:`PointwiseEncoder`) or
@@ -62,6 +65,7 @@ class ModelConfig:
     head_skip: bool = True
     edge_summary: bool = True
     edge_summary_signed: bool = False
+    edge_summary_robust: bool = False
     patch_summary: bool = False
     encoder: str = "patch"
     patch_px: int = 80
@@ -117,23 +121,35 @@ class EdgeSummary(nn.Module):
     selected by ``pairs`` (by default Δheight·Δvelocity: a velocity that changes with height
     among neighbours is the signature of a stratified atmosphere or a DEM error).
 
+    With ``robust``, ``s_i`` also holds, for every edge feature, the median of ``e_ij``, the
+    median of ``|e_ij|`` and the median absolute deviation ``median_j |e_ij − median_j e_ij|``.
+    For Δvelocity these are the neighbour-consistency statistics of StaMPS-like weeding: the
+    point's velocity against the median of its neighbours' (−median Δv), and the local spread
+    of real motion (MAD), neither swayed by the minority of bad neighbours that shifts a mean.
+
+    The statistics are parameter-free (:meth:`statistics`); training computes them once on the
+    full neighbour table and passes them in, so a sampled subgraph sees the same values as
+    inference on the whole graph.
+
     Shapes: emb ``[N, D]``, mask ``[N, K]``, edge_attr ``[N, K, E]`` → ``[N, D]``.
     """
 
     def __init__(self, edge_dim: int, emb_dim: int, signed: bool = False,
-                 pairs: tuple[tuple[int, int], ...] = ((3, 4),)):
+                 pairs: tuple[tuple[int, int], ...] = ((3, 4),), robust: bool = False):
         super().__init__()
-        self.signed = signed
+        self.signed, self.robust = signed, robust
         self.pairs = tuple(p for p in pairs if max(p) < edge_dim) if signed else ()
-        n_in = 2 * edge_dim + 1 + ((edge_dim + len(self.pairs)) if signed else 0)
-        self.proj = nn.Linear(n_in, emb_dim)
+        self.n_stats = (2 * edge_dim + 1 + ((edge_dim + len(self.pairs)) if signed else 0)
+                        + (3 * edge_dim if robust else 0))
+        self.proj = nn.Linear(self.n_stats, emb_dim)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.proj.weight, std=0.02)
         nn.init.zeros_(self.proj.bias)
 
-    def forward(self, emb: Tensor, mask: Tensor, edge_attr: Tensor) -> Tensor:
+    def statistics(self, mask: Tensor, edge_attr: Tensor) -> Tensor:
+        """``s_i``: mask ``[N, K]``, edge_attr ``[N, K, E]`` → ``[N, n_stats]``."""
         m = mask.unsqueeze(-1).to(edge_attr.dtype)                      # [N, K, 1]
         a = edge_attr.abs()
         deg = m.sum(dim=1)                                               # [N, 1]
@@ -144,10 +160,21 @@ class EdgeSummary(nn.Module):
         parts = [mean, mn, deg / max(mask.shape[1], 1)]
         if self.signed:
             parts.append((edge_attr * m).sum(dim=1) / deg.clamp(min=1.0))
-            for a, b in self.pairs:
-                prod = edge_attr[..., a] * edge_attr[..., b] * m[..., 0]
+            for i, j in self.pairs:
+                prod = edge_attr[..., i] * edge_attr[..., j] * m[..., 0]
                 parts.append(prod.sum(dim=1, keepdim=True) / deg.clamp(min=1.0))
-        return emb + self.proj(torch.cat(parts, dim=-1))
+        if self.robust:
+            med = masked_median(edge_attr, mask)                        # [N, E]
+            parts += [med, masked_median(a, mask),
+                      masked_median((edge_attr - med.unsqueeze(1)).abs(), mask)]
+        return torch.cat(parts, dim=-1)
+
+    def forward(self, emb: Tensor, mask: Tensor, edge_attr: Tensor,
+                stats: Tensor | None = None) -> Tensor:
+        """``stats``: :meth:`statistics` computed beforehand (training), or None."""
+        if stats is None:
+            stats = self.statistics(mask, edge_attr)
+        return emb + self.proj(stats)
 
 
 class GraphStage(nn.Module):
@@ -159,11 +186,11 @@ class GraphStage(nn.Module):
         self.gnn, self.head, self.skip, self.summary = gnn, head, skip, summary
 
     def forward(self, emb: Tensor, idx: Tensor | None = None, mask: Tensor | None = None,
-                edge_attr: Tensor | None = None) -> Tensor:
+                edge_attr: Tensor | None = None, stats: Tensor | None = None) -> Tensor:
         if self.gnn is None:
             return self.head(emb)
         if self.summary is not None:
-            emb = self.summary(emb, mask, edge_attr)
+            emb = self.summary(emb, mask, edge_attr, stats)
         h = self.gnn(emb, idx, mask, edge_attr)
         return self.head(torch.cat([emb, h], dim=-1) if self.skip else h)
 
@@ -202,7 +229,8 @@ class ReliabilityModel(nn.Module):
             head_in = cfg.gnn_hidden + (cfg.emb_dim if cfg.head_skip else 0)
             if cfg.edge_summary:
                 self.edge_summary = EdgeSummary(cfg.edge_dim, cfg.emb_dim,
-                                                signed=cfg.edge_summary_signed)
+                                                signed=cfg.edge_summary_signed,
+                                                robust=cfg.edge_summary_robust)
         self.head = ReliabilityHead(head_in, cfg.head_hidden, cfg.dropout)
 
     @property
@@ -223,9 +251,10 @@ class ReliabilityModel(nn.Module):
         return self.pointwise(window, rc, scalars)
 
     def graph_logits(self, emb: Tensor, idx: Tensor | None = None, mask: Tensor | None = None,
-                     edge_attr: Tensor | None = None) -> Tensor:
-        """Stage 2: embeddings ``[N, D]`` + neighbour table → logits ``[N]``."""
-        return self.graph_stage()(emb, idx, mask, edge_attr)
+                     edge_attr: Tensor | None = None, stats: Tensor | None = None) -> Tensor:
+        """Stage 2: embeddings ``[N, D]`` + neighbour table → logits ``[N]``; ``stats``: the
+        edge summary's statistics of the nodes on the full graph, if computed beforehand."""
+        return self.graph_stage()(emb, idx, mask, edge_attr, stats)
 
     def graph_stage(self) -> GraphStage:
         """Stage 2 as a module sharing this model's weights (for ONNX export)."""

@@ -85,7 +85,10 @@ class GraphData:
                              self.velocity_mm_yr[nodes], idx, mask, self.edge_scale,
                              series_mm=series)
 
-    def subgraph_tensors(self, sub: Subgraph, device: str = "cpu") -> dict[str, torch.Tensor]:
+    def subgraph_tensors(self, sub: Subgraph, device: str = "cpu",
+                         stats: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+        """Inputs of one step; ``stats``: every node's edge-summary statistics on the full graph
+        (:func:`node_statistics`), passed on for the subgraph's nodes."""
         nodes = sub.nodes
         ea = self.edge_attr(nodes, sub.idx, sub.mask)
         if self.raster is not None:   # shared-map encoder: one window around every node
@@ -99,8 +102,9 @@ class GraphData:
             patches = np.empty((len(nodes),) + self.patches.shape[1:], np.float32)
             patches[order] = self.patches[nodes[order]]
             image = {"patches": torch.from_numpy(patches).to(device)}
+        extra = {} if stats is None else {"stats": torch.from_numpy(stats[nodes]).to(device)}
         return {
-            **image,
+            **image, **extra,
             "scalars": torch.from_numpy(np.ascontiguousarray(self.scalars[nodes])).to(device),
             "idx": torch.from_numpy(sub.idx.astype(np.int64)).to(device),
             "mask": torch.from_numpy(sub.mask).to(device),
@@ -114,7 +118,7 @@ def model_config(settings: TrainSettings, n_lulc: int, n_scalars: int, gnn: str)
                        gnn_layers=settings.layers, heads=settings.heads, dropout=settings.dropout,
                        scalar_hidden=64, edge_dim=len(EDGE_FEATURES),
                        patch_summary=settings.patch_summary, encoder=settings.encoder,
-                       edge_summary_signed=True)
+                       edge_summary_signed=True, edge_summary_robust=True)
 
 
 def subgraph_logits(model: ReliabilityModel, t: dict[str, torch.Tensor],
@@ -129,7 +133,28 @@ def subgraph_logits(model: ReliabilityModel, t: dict[str, torch.Tensor],
         emb = torch.cat([model.embed(t["patches"][s:s + embed_batch],
                                      t["scalars"][s:s + embed_batch])
                          for s in range(0, len(t["patches"]), embed_batch)])
-    return model.graph_logits(emb, t["idx"], t["mask"], t["edge_attr"])
+    return model.graph_logits(emb, t["idx"], t["mask"], t["edge_attr"], t.get("stats"))
+
+
+@torch.no_grad()
+def node_statistics(model: ReliabilityModel, data: GraphData, block: int = 4096
+                    ) -> np.ndarray | None:
+    """The edge summary's statistics of every node over its full neighbour-table row
+    (``[N, n_stats]`` float32), or None for a model without an edge summary. A sampled
+    subgraph keeps only some of a node's edges; training feeds these instead, so that the
+    summary a node sees in training is the one it gets at inference on the whole graph."""
+    summary = model.edge_summary
+    if summary is None:
+        return None
+    n = len(data.x_m)
+    out = np.empty((n, summary.n_stats), np.float32)
+    for s in range(0, n, block):
+        rows = np.arange(s, min(s + block, n))
+        sub = full_neighbourhood((data.idx, data.mask), rows, 1)
+        ea = data.edge_attr(sub.nodes, sub.idx, sub.mask)[:len(rows)]
+        out[rows] = summary.statistics(torch.from_numpy(sub.mask[:len(rows)]),
+                                       torch.from_numpy(ea)).numpy()
+    return out
 
 
 @torch.no_grad()
@@ -188,6 +213,7 @@ def fit(model: ReliabilityModel, data: GraphData, train_mask: np.ndarray, val_ma
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, pct_start=0.15,
                                                 total_steps=total)
     table = (data.idx, data.mask)
+    stats = node_statistics(model, data)
     best = {"ap": -1.0, "state": None, "epoch": 0, "metrics": {}, "threshold": 0.5}
     ema = WeightAverage(model, settings.ema) if settings.ema > 0 else None
     history, epoch_times, nodes_seen, seeds_seen = [], [], 0, 0
@@ -202,7 +228,7 @@ def fit(model: ReliabilityModel, data: GraphData, train_mask: np.ndarray, val_ma
                 sub = sample_subgraph(table, seeds, fanout, rng)
             else:
                 sub = full_neighbourhood(table, seeds, 0)
-            t = data.subgraph_tensors(sub, device)
+            t = data.subgraph_tensors(sub, device, stats)
             logits = subgraph_logits(model, t)[:len(seeds)]
             target = torch.from_numpy(y[seeds]).to(device)
             weight = torch.where(target > 0.5, w_rel, w_unrel)
