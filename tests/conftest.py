@@ -80,3 +80,17 @@ def tiny_model(tiny_scene, tmp_path_factory) -> Path:
                  "--max-steps", "2", "--batch-size", "128", "--seed", "3"])
     assert code == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_patch_model(tiny_scene, tmp_path_factory) -> Path:
+    """As ``tiny_model``, with the patch encoder (an 80×80 patch per point)."""
+    from psirel_testing import scene_args
+
+    from psirel.cli import main
+
+    out = tmp_path_factory.mktemp("tiny_patch_model") / "model"
+    code = main(["train", *scene_args(tiny_scene), "--out", str(out), "--epochs", "1",
+                 "--max-steps", "2", "--batch-size", "128", "--seed", "3", "--encoder", "patch"])
+    assert code == 0
+    return out

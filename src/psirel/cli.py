@@ -93,9 +93,10 @@ def train(points: PointsOpt, dem: DemOpt, lulc: LulcOpt, amplitude: AmpOpt,
           max_steps: Annotated[int | None, typer.Option("--max-steps", help="Cap steps per "
                                                         "epoch (quick runs)")] = None,
           device: Annotated[str, typer.Option("--device", help="cpu | cuda")] = "cpu",
-          encoder: Annotated[str, typer.Option("--encoder", help="patch (an 80×80 patch per "
-                                               "point) | shared-map (one CNN pass per raster "
-                                               "window, sampled at the points)")] = "patch",
+          encoder: Annotated[str, typer.Option("--encoder", help="shared-map (one CNN pass per "
+                                               "raster window, sampled at the points; the "
+                                               "default) | patch (an 80×80 patch per point)")
+                             ] = "shared-map",
           patch_summary: Annotated[bool, typer.Option(
               "--patch-summary/--no-patch-summary",
               help="Feed the patch's summary statistics (relief gradients, amplitude, land-cover "
@@ -113,7 +114,8 @@ def train(points: PointsOpt, dem: DemOpt, lulc: LulcOpt, amplitude: AmpOpt,
     if encoder not in ("patch", "shared-map"):
         raise PsirelError(f"--encoder {encoder}: choose patch or shared-map")
     if encoder == "shared-map" and fusion != "concat":
-        raise PsirelError("--encoder shared-map fuses by concatenation: drop --fusion film")
+        raise PsirelError("--fusion film needs --encoder patch: the shared-map encoder fuses by "
+                          "concatenation")
     try:
         fan = tuple(int(v) for v in fanout.split(",") if v.strip())
     except ValueError:
@@ -166,7 +168,11 @@ def export(model: Annotated[Path, typer.Argument(help="Model directory")],
     """Export the encoders to ONNX (pointwise.onnx, gnn.onnx, pointwise_only.onnx) and record
     opset, SHA-256 and torch/ONNX Runtime parity in model.json (train does this already)."""
     from psirel.export.onnx import export_model
+    from psirel.model_dir import MODEL_JSON, load_card
 
+    if int8 and load_card(model).config.get("encoder", "patch") == "shared-map":
+        raise PsirelError(f"{Path(model) / MODEL_JSON}: --int8 quantises the patch encoder; this "
+                          "is a shared-map model (export it without --int8)")
     meta = export_model(model, int8=int8)
     onnx = meta["onnx"]
     parity = max(v for v in onnx["parity_max_abs_prob"].values() if isinstance(v, float))

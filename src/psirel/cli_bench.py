@@ -15,8 +15,9 @@ def bench(out: Annotated[Path, typer.Option("--out", help="Results folder: lates
           quick: Annotated[bool, typer.Option("--quick", help="A few minutes: small scenes, "
                                               "one repeat, no 1M-point run, a barely trained "
                                               "model (timings only)")] = False,
-          model: Annotated[Path | None, typer.Option("--model", help="Use this model directory "
-                                                     "instead of training one")] = None,
+          model: Annotated[Path | None, typer.Option("--model", help="Use this patch-encoder "
+                                                     "model directory instead of training one "
+                                                     "(psirel train --encoder patch)")] = None,
           shared_model: Annotated[Path | None, typer.Option(
               "--shared-model", help="A model trained with the shared-map encoder (default: "
               "trained when psirel train supports it)")] = None) -> None:
@@ -24,11 +25,16 @@ def bench(out: Annotated[Path, typer.Option("--out", help="Results folder: lates
     to 1M points, quality and the roofline; writes OUT/latest.json and OUT/latest.md."""
     from psirel.bench.report import to_markdown
     from psirel.bench.run import BenchConfig, run_bench
+    from psirel.errors import PsirelError
     from psirel.model_dir import load_card
 
-    for m in (model, shared_model):
-        if m is not None:
-            load_card(m)  # a wrong --model fails now, not after minutes of measuring
+    for m, encoder, flag in ((model, "patch", "--model"),
+                             (shared_model, "shared-map", "--shared-model")):
+        if m is not None:  # a wrong model fails now, not after minutes of measuring
+            got = load_card(m).config.get("encoder", "patch")
+            if got != encoder:
+                raise PsirelError(f"{flag} {m}: a {got} model; {flag} takes a model trained "
+                                  f"with --encoder {encoder}")
     cfg = BenchConfig.quick() if quick else BenchConfig.full()
     result = run_bench(out, cfg, model=model, shared_model=shared_model)
     typer.echo(to_markdown(result))

@@ -2,7 +2,8 @@
 
 1. generate a training scene (seed 11) and a separate test scene (seed 12);
 2. inspect the inputs and measure patch extraction;
-3. train a small model (PW encoder + UniMP GNN), its pointwise-only twin and the baselines;
+3. train a small model (the default shared-map ConvNeXt encoder + UniMP GNN), its pointwise-only
+   twin and the baselines;
 4. evaluate everything on the test scene and print the metrics table and where the outputs are.
 """
 
@@ -46,7 +47,8 @@ def main() -> None:
     print("[3/5] patch extraction speed")
     rate = patch_rate(train_dir)
     print(f"      {rate:,.0f} patches/s (80×80×3, windowed reads)")
-    print("[4/5] train (PW encoder + UniMP GNN, pointwise-only twin, baselines)")
+    print("[4/5] train (shared-map ConvNeXt encoder + UniMP GNN, pointwise-only twin, "
+          "baselines)")
     model_dir = out / "model"
     run(["train", *scene_args(train_dir), "--out", str(model_dir), "--gnn", "unimp",
          "--epochs", str(args.epochs), "--seed", "11"])

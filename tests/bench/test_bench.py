@@ -173,8 +173,19 @@ def test_cli_rejects_a_missing_model(tmp_path, capsys):
     assert err.startswith("error:") and "nope" in err and len(err.splitlines()) == 1
 
 
+def test_cli_rejects_models_of_the_wrong_encoder(tiny_model, tiny_patch_model, tmp_path, capsys):
+    from psirel.bench.__main__ import main
+
+    for flag, m, want in (("--model", tiny_model, "--encoder patch"),
+                          ("--shared-model", tiny_patch_model, "--encoder shared-map")):
+        assert main(["--out", str(tmp_path), flag, str(m)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: {flag} {m}") and want in err
+        assert len(err.splitlines()) == 1
+
+
 # ---------------------------------------------------------------------------- end to end
-def test_tiny_run_writes_every_key(tiny_model, tmp_path):
+def test_tiny_run_writes_every_key(tiny_patch_model, tmp_path):
     pytest.importorskip("torch")
     from psirel.bench import BenchConfig, run_bench
 
@@ -182,7 +193,7 @@ def test_tiny_run_writes_every_key(tiny_model, tmp_path):
                       pipeline_points=1500, pipeline_repeats=1, scaling_points=(1500,),
                       scaling_repeats=1, heldout_points=1500, dense_points=1500,
                       matmul_n=128, matmul_repeats=1)
-    run_bench(tmp_path, cfg, model=tiny_model)
+    run_bench(tmp_path, cfg, model=tiny_patch_model)
     data = json.loads((tmp_path / "latest.json").read_text())
     assert missing_keys(data) == []
     assert TOP_KEYS <= set(data)

@@ -97,3 +97,19 @@ def test_bad_train_options(tiny_scene, tmp_path, capsys, bad):
     code, _, err = run(["train", *scene_args(tiny_scene), "--out", str(tmp_path / "m"), bad],
                        capsys)
     assert_one_line_error(code, err)
+
+
+def test_film_fusion_needs_the_patch_encoder(tiny_scene, tmp_path, capsys):
+    code, _, err = run(["train", *scene_args(tiny_scene), "--out", str(tmp_path / "m"),
+                        "--fusion", "film"], capsys)
+    assert_one_line_error(code, err, "--fusion film", "--encoder patch")
+
+
+def test_int8_of_a_shared_map_model_is_refused(tiny_model, tiny_scene, tmp_path, capsys):
+    """The default encoder (shared-map) has no INT8 variant: asking for one says so."""
+    code, _, err = run(["export", str(tiny_model), "--int8"], capsys)
+    assert_one_line_error(code, err, "model.json", "shared-map", "without --int8")
+    code, _, err = run(["predict", "--model", str(tiny_model), *scene_args(tiny_scene),
+                        "--out", str(tmp_path / "p.gpkg"), "--precision", "int8"], capsys)
+    assert_one_line_error(code, err, "model.json", "shared-map", "--precision fp32")
+    assert not (tmp_path / "p.gpkg").exists()

@@ -54,7 +54,7 @@ def cases(trained, tmp_path_factory) -> dict[str, Case]:
             model, inputs = root / f"model_{gnn}", small
             train(*inputs, model, settings=TrainSettings(
                 gnn=gnn, epochs=1, max_steps_per_epoch=1, batch_size=64, val_fraction=0.1,
-                emb_dim=16, hidden=16))
+                emb_dim=16, hidden=16, encoder="patch"))
         predict(model, *inputs, root / f"ref_{gnn}.gpkg", threads=1)
         out[gnn] = Case(model, inputs, read_output(root / f"ref_{gnn}.gpkg")["reliability"])
     return out

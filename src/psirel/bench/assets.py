@@ -99,8 +99,7 @@ def model(cache: Path, train_scene: Path, *, encoder: str = "patch", epochs: int
            "--seed", str(seed)]
     if max_steps:
         cmd += ["--max-steps", str(max_steps)]
-    if encoder != "patch":
-        cmd += ["--encoder", encoder]
+    cmd += ["--encoder", encoder]
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if proc.returncode != 0 or not _complete(d):
         last = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]

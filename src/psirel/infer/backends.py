@@ -182,6 +182,9 @@ class OrtBackend:
                                  "torch)")
         if precision not in PRECISIONS:
             raise PsirelError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+        if precision == "int8" and card.config.get("encoder", "patch") == "shared-map":
+            raise ModelError(card.path / MODEL_JSON, "a shared-map model has no INT8 variant "
+                             "(INT8 quantises the patch encoder's MLPs): use --precision fp32")
         if precision == "int8" and not card.has(PW_INT8_ONNX):
             raise ModelError(card.path / MODEL_JSON, f"lists no '{PW_INT8_ONNX}': the model has "
                              f"no INT8 export (run `psirel export --int8 {card.path}`, or use "

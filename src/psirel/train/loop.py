@@ -43,7 +43,7 @@ class TrainSettings:
     heads: int = 4
     dropout: float = 0.1
     fusion: str = "concat"
-    encoder: str = "patch"
+    encoder: str = "shared-map"
     patch_summary: bool = True
     k: int = 16
     r_max_m: float = 100.0
