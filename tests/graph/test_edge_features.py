@@ -24,15 +24,16 @@ def test_edge_features_of_a_hand_made_graph():
     scale = EdgeScale(xy_m=5.0, height_m=2.0, velocity_mm_yr=4.0)
     f = edge_features(x, y, h, v, t.idx, t.mask, scale)
     assert f.shape == (3, 2, len(EDGE_FEATURES)) and f.dtype == np.float32
-    assert EDGE_FEATURES == ("dx", "dy", "distance", "dheight", "dvelocity", "dseries_rms")
-    expected = np.zeros((3, 2, 6))  # no series given: dseries_rms is 0
-    expected[0, 0] = [3 / 5, 4 / 5, 1.0, 3 / 2, 3 / 4, 0]  # edge 1 → 0
-    expected[1, 0] = [-3 / 5, -4 / 5, 1.0, -3 / 2, -3 / 4, 0]  # edge 0 → 1
-    expected[1, 1] = [3 / 5, 4 / 5, 1.0, -4 / 2, 4 / 4, 0]  # edge 2 → 1
-    expected[2, 0] = [-3 / 5, -4 / 5, 1.0, 4 / 2, -4 / 4, 0]  # edge 1 → 2
+    assert EDGE_FEATURES == ("dx", "dy", "distance", "dheight", "dvelocity", "dseries_rms",
+                             "dseries_detrended_rms")
+    expected = np.zeros((3, 2, 7))  # no series given: both series differences are 0
+    expected[0, 0] = [3 / 5, 4 / 5, 1.0, 3 / 2, 3 / 4, 0, 0]  # edge 1 → 0
+    expected[1, 0] = [-3 / 5, -4 / 5, 1.0, -3 / 2, -3 / 4, 0, 0]  # edge 0 → 1
+    expected[1, 1] = [3 / 5, 4 / 5, 1.0, -4 / 2, 4 / 4, 0, 0]  # edge 2 → 1
+    expected[2, 0] = [-3 / 5, -4 / 5, 1.0, 4 / 2, -4 / 4, 0, 0]  # edge 1 → 2
     np.testing.assert_allclose(f, expected, rtol=1e-6)
     raw = edge_features(x, y, h, v, t.idx, t.mask)  # no scale: metres and mm/yr
-    np.testing.assert_allclose(raw[1, 1], [3, 4, 5, -4, 4, 0], rtol=1e-6)
+    np.testing.assert_allclose(raw[1, 1], [3, 4, 5, -4, 4, 0, 0], rtol=1e-6)
     np.testing.assert_array_equal(raw[~t.mask], 0.0)
 
 
@@ -49,6 +50,16 @@ def test_series_rms_difference_ignores_offsets_and_sees_disagreement():
     assert f[1, 1, 5] == pytest.approx(np.sqrt(np.mean(d * d)) / 2.0, rel=1e-5)
     assert f[2, 0, 5] == pytest.approx(f[1, 1, 5], rel=1e-6)  # symmetric
     np.testing.assert_array_equal(f[~t.mask], 0.0)
+    # detrended, a difference that is a pure trend vanishes and a step does not
+    trend = np.array([[0.0, 0.0, 0.0, 0.0], [0.0, 2.0, 4.0, 6.0], [0.0, 1.0, 29.75, 30.75]])
+    scale2 = EdgeScale(xy_m=5.0, height_m=2.0, velocity_mm_yr=4.0, series_detrended_mm=0.5)
+    f2 = edge_features(x, y, h, v, t.idx, t.mask, scale2, series_mm=trend)
+    assert f2[0, 0, 5] > 1.0 and f2[0, 0, 6] == pytest.approx(0.0, abs=1e-6)
+    step = trend[2] - trend[1] - np.mean(trend[2] - trend[1])
+    ti = np.arange(4) - 1.5
+    res = step - (ti @ step) / (ti @ ti) * ti
+    assert f2[1, 1, 6] == pytest.approx(np.sqrt(np.mean(res * res)) / 0.5, rel=1e-5)
+    assert f2[1, 1, 6] > 1.0
     # the row blocks of the series computation do not change it
     g = edge_features(x, y, h, v, t.idx, t.mask, scale, series_mm=series, block=1)
     np.testing.assert_array_equal(f, g)
@@ -61,7 +72,7 @@ def test_masked_slots_are_zero_even_with_nan_attributes():
     mask = np.array([[False, False], [False, True], [True, False]])
     f = edge_features(x, y, h, v, idx, mask)
     np.testing.assert_array_equal(f[~mask], 0.0)
-    np.testing.assert_allclose(f[1, 1], [3, 4, 5, -4, 4, 0], rtol=1e-6)
+    np.testing.assert_allclose(f[1, 1], [3, 4, 5, -4, 4, 0, 0], rtol=1e-6)
 
 
 def test_blocks_do_not_change_features():
@@ -126,7 +137,8 @@ def test_fit_edge_scale_uses_robust_spreads():
 def test_edge_scale_json_round_trip_and_validation():
     s = EdgeScale(xy_m=100.0, height_m=4.5, velocity_mm_yr=2.25)
     d = s.to_json()
-    assert d == {"xy_m": 100.0, "height_m": 4.5, "velocity_mm_yr": 2.25, "series_mm": 1.0}
+    assert d == {"xy_m": 100.0, "height_m": 4.5, "velocity_mm_yr": 2.25, "series_mm": 1.0,
+                 "series_detrended_mm": 1.0}
     assert EdgeScale.from_json(d) == s
     assert EdgeScale.from_json(json.dumps(d)) == s
     with pytest.raises(ValueError, match="missing"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from psirel.graph.knn import UNIT_SCALE, edge_features, knn_table
+from psirel.graph.knn import EDGE_FEATURES, UNIT_SCALE, edge_features, knn_table
 from psirel.graph.sampling import sample_subgraph
 from psirel.models.reliability import ModelConfig, ReliabilityModel
 from psirel.train.loop import GraphData, node_statistics
@@ -24,8 +24,9 @@ def _data(n: int = 300, seed: int = 0) -> GraphData:
 
 def _model(**kw) -> ReliabilityModel:
     torch.manual_seed(0)
-    return ReliabilityModel(ModelConfig(n_lulc=3, n_scalars=3, depths=(1, 1, 1, 1),
-                                        dims=(8, 8, 8, 8), edge_dim=6, **kw)).eval()
+    cfg = ModelConfig(n_lulc=3, n_scalars=3, depths=(1, 1, 1, 1), dims=(8, 8, 8, 8),
+                      edge_dim=len(EDGE_FEATURES), **kw)
+    return ReliabilityModel(cfg).eval()
 
 
 def test_node_statistics_are_the_full_rows_statistics_in_any_block_size():

@@ -38,7 +38,8 @@ DEFAULT_K = 16
 # It also bounds the halo of tiled inference, (L + 1) · r_max = 300-400 m for L = 2-3.
 DEFAULT_R_MAX_M = 100.0
 
-EDGE_FEATURES = ("dx", "dy", "distance", "dheight", "dvelocity", "dseries_rms")
+EDGE_FEATURES = ("dx", "dy", "distance", "dheight", "dvelocity", "dseries_rms",
+                 "dseries_detrended_rms")
 
 
 @dataclass(eq=False)
@@ -212,12 +213,15 @@ class EdgeScale:
         height_m: divides Δheight (metres).
         velocity_mm_yr: divides Δvelocity (mm/yr).
         series_mm: divides the RMS difference of two points' de-meaned series (mm).
+        series_detrended_mm: divides the RMS of that difference with its linear trend removed
+            too (mm).
     """
 
     xy_m: float
     height_m: float
     velocity_mm_yr: float
     series_mm: float = 1.0
+    series_detrended_mm: float = 1.0
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -238,7 +242,8 @@ class EdgeScale:
             raise ValueError(f"edge scale is missing {', '.join(sorted(missing))}")
         return cls(xy_m=float(data["xy_m"]), height_m=float(data["height_m"]),
                    velocity_mm_yr=float(data["velocity_mm_yr"]),
-                   series_mm=float(data.get("series_mm", 1.0)))
+                   series_mm=float(data.get("series_mm", 1.0)),
+                   series_detrended_mm=float(data.get("series_detrended_mm", 1.0)))
 
 
 UNIT_SCALE = EdgeScale(xy_m=1.0, height_m=1.0, velocity_mm_yr=1.0)
@@ -259,18 +264,29 @@ def _robust_scale(values: np.ndarray) -> float:
 
 
 def series_rms_difference(series_mm: np.ndarray | None, rows: np.ndarray | slice,
-                          nb: np.ndarray) -> np.ndarray:
+                          nb: np.ndarray, detrend: bool = False) -> np.ndarray:
     """RMS over dates of (s_j − s_i) − mean(s_j − s_i) for the edges ``nb [r, k]`` of ``rows``:
     how differently two points moved in time, whatever their reference offset. A point whose
     series disagrees with all its neighbours' (an unwrapping slip, a sidelobe of another target,
-    a spurious scatterer) stands out here even when its own series is smooth. NaN dates are
+    a spurious scatterer) stands out here even when its own series is smooth. With ``detrend``,
+    the difference's least-squares line over the acquisition index is removed as well: what is
+    left is the part Δvelocity cannot explain (seasonal soil moisture on a field, unwrapping
+    steps, noise), as in StaMPS-like weeding against the neighbours' series. NaN dates are
     skipped; no series (``None`` or T = 0) gives zeros. ``[r, k]`` float32."""
     if series_mm is None or series_mm.shape[1] == 0:
         return np.zeros(nb.shape, np.float32)
     own = np.asarray(series_mm[rows], np.float32)[:, None, :]
     d = np.asarray(series_mm[nb], np.float32) - own                      # [r, k, T]
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):
         d = d - np.nanmean(d, axis=2, keepdims=True)
+        if detrend:
+            ok = np.isfinite(d)
+            t = np.broadcast_to(np.arange(d.shape[2], dtype=np.float32), d.shape)
+            t = np.where(ok, t - (ok * t).sum(axis=2, keepdims=True)
+                         / ok.sum(axis=2, keepdims=True), 0.0)
+            dz = np.where(ok, d, 0.0)
+            slope = (t * dz).sum(axis=2, keepdims=True) / (t * t).sum(axis=2, keepdims=True)
+            d = d - np.nan_to_num(slope) * t
         out = np.sqrt(np.nanmean(d * d, axis=2))
     return np.where(np.isfinite(out), out, 0.0).astype(np.float32)
 
@@ -313,9 +329,12 @@ def fit_edge_scale(x_m: np.ndarray, y_m: np.ndarray, height_m: np.ndarray,
     dh = (h[nb] - h[rows, None])[ok]
     dv = (v[nb] - v[rows, None])[ok]
     sub = rows[: min(len(rows), 20_000)]  # the series RMS costs k·T per row
-    ds = series_rms_difference(series_mm, sub, nb[: len(sub)])[ok[: len(sub)]]
+    ds, dd = (series_rms_difference(series_mm, sub, nb[: len(sub)], detrend)[ok[: len(sub)]]
+              for detrend in (False, True))
+    has = series_mm is not None
     return EdgeScale(xy_m=xy, height_m=_robust_scale(dh), velocity_mm_yr=_robust_scale(dv),
-                     series_mm=_robust_scale(ds) if series_mm is not None else 1.0)
+                     series_mm=_robust_scale(ds) if has else 1.0,
+                     series_detrended_mm=_robust_scale(dd) if has else 1.0)
 
 
 def edge_features(x_m: np.ndarray, y_m: np.ndarray, height_m: np.ndarray,
@@ -326,9 +345,10 @@ def edge_features(x_m: np.ndarray, y_m: np.ndarray, height_m: np.ndarray,
 
     For the edge from j = idx[i, s] to i: dx = x_j − x_i, dy = y_j − y_i, distance = |(dx, dy)|
     (all divided by ``scale.xy_m``), Δheight = h_j − h_i (÷ ``scale.height_m``) and
-    Δvelocity = v_j − v_i (÷ ``scale.velocity_mm_yr``) and the RMS difference of the two
-    de-meaned series (:func:`series_rms_difference`, ÷ ``scale.series_mm``; 0 without
-    ``series_mm``). Masked slots are 0.
+    Δvelocity = v_j − v_i (÷ ``scale.velocity_mm_yr``), the RMS difference of the two
+    de-meaned series (:func:`series_rms_difference`, ÷ ``scale.series_mm``) and the same with
+    the difference's linear trend removed (÷ ``scale.series_detrended_mm``); both 0 without
+    ``series_mm``. Masked slots are 0.
 
     Works for any table whose indices point into the given arrays: the full graph, or a sampled
     subgraph with its local indices (pass ``x_m[sub.nodes]`` and so on).
@@ -343,7 +363,7 @@ def edge_features(x_m: np.ndarray, y_m: np.ndarray, height_m: np.ndarray,
         series_mm: ``[N, T]`` displacement series (mm), or None.
 
     Returns:
-        ``[N, k, 6]`` float32.
+        ``[N, k, 7]`` float32.
     """
     s = UNIT_SCALE if scale is None else scale
     x, y, h, v, idx, mask = _edge_inputs(x_m, y_m, height_m, velocity_mm_yr, idx, mask)
@@ -367,5 +387,7 @@ def edge_features(x_m: np.ndarray, y_m: np.ndarray, height_m: np.ndarray,
                 rows = np.arange(r.start + a, min(r.start + a + step, r.stop))
                 o[a:a + len(rows), :, 5] = series_rms_difference(series_mm, rows, nb[a:a + step]) \
                     / s.series_mm
+                o[a:a + len(rows), :, 6] = series_rms_difference(
+                    series_mm, rows, nb[a:a + step], detrend=True) / s.series_detrended_mm
         o[~mask[r]] = 0.0
     return out
