@@ -37,7 +37,7 @@ def test_edge_features_of_a_hand_made_graph():
     np.testing.assert_array_equal(raw[~t.mask], 0.0)
 
 
-def test_series_rms_difference_ignores_offsets_and_sees_disagreement():
+def test_series_rms_differences_ignore_offsets_and_see_disagreement():
     x, y, h, v, t = three_points()
     # 0 and 1 move alike up to a constant offset; 2 has a 27.75 mm unwrapping step at date 2
     series = np.array([[0.0, 1.0, 2.0, 3.0],

@@ -263,32 +263,35 @@ def _robust_scale(values: np.ndarray) -> float:
     return s if s > 0 else 1.0
 
 
-def series_rms_difference(series_mm: np.ndarray | None, rows: np.ndarray | slice,
-                          nb: np.ndarray, detrend: bool = False) -> np.ndarray:
-    """RMS over dates of (s_j − s_i) − mean(s_j − s_i) for the edges ``nb [r, k]`` of ``rows``:
-    how differently two points moved in time, whatever their reference offset. A point whose
-    series disagrees with all its neighbours' (an unwrapping slip, a sidelobe of another target,
-    a spurious scatterer) stands out here even when its own series is smooth. With ``detrend``,
-    the difference's least-squares line over the acquisition index is removed as well: what is
-    left is the part Δvelocity cannot explain (seasonal soil moisture on a field, unwrapping
-    steps, noise), as in StaMPS-like weeding against the neighbours' series. NaN dates are
-    skipped; no series (``None`` or T = 0) gives zeros. ``[r, k]`` float32."""
+def series_rms_differences(series_mm: np.ndarray | None, rows: np.ndarray | slice,
+                           nb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How differently two points moved in time, for the edges ``nb [r, k]`` of ``rows``, from
+    one gather of the difference series ``d = s_j − s_i``:
+
+    * the RMS over dates of ``d − mean(d)``, whatever the points' reference offset: a point
+      whose series disagrees with all its neighbours' (an unwrapping slip, a sidelobe of another
+      target, a spurious scatterer) stands out even when its own series is smooth;
+    * the same with ``d``'s least-squares line over the acquisition index removed as well: the
+      part Δvelocity cannot explain (seasonal soil moisture on a field, unwrapping steps,
+      noise), as in StaMPS-like weeding against the neighbours' series.
+
+    NaN dates are skipped; no series (``None`` or T = 0) gives zeros. Two ``[r, k]`` float32."""
     if series_mm is None or series_mm.shape[1] == 0:
-        return np.zeros(nb.shape, np.float32)
+        return np.zeros(nb.shape, np.float32), np.zeros(nb.shape, np.float32)
     own = np.asarray(series_mm[rows], np.float32)[:, None, :]
     d = np.asarray(series_mm[nb], np.float32) - own                      # [r, k, T]
     with np.errstate(invalid="ignore", divide="ignore"):
         d = d - np.nanmean(d, axis=2, keepdims=True)
-        if detrend:
-            ok = np.isfinite(d)
-            t = np.broadcast_to(np.arange(d.shape[2], dtype=np.float32), d.shape)
-            t = np.where(ok, t - (ok * t).sum(axis=2, keepdims=True)
-                         / ok.sum(axis=2, keepdims=True), 0.0)
-            dz = np.where(ok, d, 0.0)
-            slope = (t * dz).sum(axis=2, keepdims=True) / (t * t).sum(axis=2, keepdims=True)
-            d = d - np.nan_to_num(slope) * t
-        out = np.sqrt(np.nanmean(d * d, axis=2))
-    return np.where(np.isfinite(out), out, 0.0).astype(np.float32)
+        rms = np.sqrt(np.nanmean(d * d, axis=2))
+        ok = np.isfinite(d)
+        t = np.broadcast_to(np.arange(d.shape[2], dtype=np.float32), d.shape)
+        t = np.where(ok, t - (ok * t).sum(axis=2, keepdims=True)
+                     / ok.sum(axis=2, keepdims=True), 0.0)
+        slope = (t * np.where(ok, d, 0.0)).sum(axis=2, keepdims=True) \
+            / (t * t).sum(axis=2, keepdims=True)
+        d -= np.nan_to_num(slope) * t
+        detrended = np.sqrt(np.nanmean(d * d, axis=2))
+    return tuple(np.where(np.isfinite(x), x, 0.0).astype(np.float32) for x in (rms, detrended))
 
 
 def _edge_inputs(x_m, y_m, height_m, velocity_mm_yr, idx, mask):
@@ -329,8 +332,7 @@ def fit_edge_scale(x_m: np.ndarray, y_m: np.ndarray, height_m: np.ndarray,
     dh = (h[nb] - h[rows, None])[ok]
     dv = (v[nb] - v[rows, None])[ok]
     sub = rows[: min(len(rows), 20_000)]  # the series RMS costs k·T per row
-    ds, dd = (series_rms_difference(series_mm, sub, nb[: len(sub)], detrend)[ok[: len(sub)]]
-              for detrend in (False, True))
+    ds, dd = (x[ok[: len(sub)]] for x in series_rms_differences(series_mm, sub, nb[: len(sub)]))
     has = series_mm is not None
     return EdgeScale(xy_m=xy, height_m=_robust_scale(dh), velocity_mm_yr=_robust_scale(dv),
                      series_mm=_robust_scale(ds) if has else 1.0,
@@ -346,7 +348,7 @@ def edge_features(x_m: np.ndarray, y_m: np.ndarray, height_m: np.ndarray,
     For the edge from j = idx[i, s] to i: dx = x_j − x_i, dy = y_j − y_i, distance = |(dx, dy)|
     (all divided by ``scale.xy_m``), Δheight = h_j − h_i (÷ ``scale.height_m``) and
     Δvelocity = v_j − v_i (÷ ``scale.velocity_mm_yr``), the RMS difference of the two
-    de-meaned series (:func:`series_rms_difference`, ÷ ``scale.series_mm``) and the same with
+    de-meaned series (:func:`series_rms_differences`, ÷ ``scale.series_mm``) and the same with
     the difference's linear trend removed (÷ ``scale.series_detrended_mm``); both 0 without
     ``series_mm``. Masked slots are 0.
 
@@ -385,9 +387,8 @@ def edge_features(x_m: np.ndarray, y_m: np.ndarray, height_m: np.ndarray,
             step = max(1, (1 << 22) // max(nb.shape[1] * series_mm.shape[1], 1))
             for a in range(0, nb.shape[0], step):
                 rows = np.arange(r.start + a, min(r.start + a + step, r.stop))
-                o[a:a + len(rows), :, 5] = series_rms_difference(series_mm, rows, nb[a:a + step]) \
-                    / s.series_mm
-                o[a:a + len(rows), :, 6] = series_rms_difference(
-                    series_mm, rows, nb[a:a + step], detrend=True) / s.series_detrended_mm
+                rms, detrended = series_rms_differences(series_mm, rows, nb[a:a + step])
+                o[a:a + len(rows), :, 5] = rms / s.series_mm
+                o[a:a + len(rows), :, 6] = detrended / s.series_detrended_mm
         o[~mask[r]] = 0.0
     return out
