@@ -168,11 +168,7 @@ def export(model: Annotated[Path, typer.Argument(help="Model directory")],
     """Export the encoders to ONNX (pointwise.onnx, gnn.onnx, pointwise_only.onnx) and record
     opset, SHA-256 and torch/ONNX Runtime parity in model.json (train does this already)."""
     from psirel.export.onnx import export_model
-    from psirel.model_dir import MODEL_JSON, load_card
 
-    if int8 and load_card(model).config.get("encoder", "patch") == "shared-map":
-        raise PsirelError(f"{Path(model) / MODEL_JSON}: --int8 quantises the patch encoder; this "
-                          "is a shared-map model (export it without --int8)")
     meta = export_model(model, int8=int8)
     onnx = meta["onnx"]
     parity = max(v for v in onnx["parity_max_abs_prob"].values() if isinstance(v, float))

@@ -31,7 +31,7 @@ def bench(out: Annotated[Path, typer.Option("--out", help="Results folder: lates
     for m, encoder, flag in ((model, "patch", "--model"),
                              (shared_model, "shared-map", "--shared-model")):
         if m is not None:  # a wrong model fails now, not after minutes of measuring
-            got = load_card(m).config.get("encoder", "patch")
+            got = load_card(m).encoder
             if got != encoder:
                 raise PsirelError(f"{flag} {m}: a {got} model; {flag} takes a model trained "
                                   f"with --encoder {encoder}")

@@ -45,6 +45,15 @@ class ModelCard:
         return self.meta["features"]
 
     @property
+    def encoder(self) -> str:
+        """``"patch"`` or ``"shared-map"`` (models saved before the choice existed: patch)."""
+        return self.config.get("encoder", "patch")
+
+    @property
+    def shared_map(self) -> bool:
+        return self.encoder == "shared-map"
+
+    @property
     def threshold(self) -> float:
         return float(self.meta["threshold"])
 

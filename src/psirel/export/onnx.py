@@ -41,7 +41,7 @@ from psirel.features.patches import spatial_order
 from psirel.graph.knn import EdgeScale, edge_features, knn_table
 from psirel.graph.sampling import full_neighbourhood
 from psirel.infer.backends import GNN_ONNX, PW_INT8_ONNX, PW_ONLY_ONNX, PW_ONNX, open_session
-from psirel.model_dir import load_card, register_artifact, save_card, sha256_file
+from psirel.model_dir import MODEL_JSON, load_card, register_artifact, save_card, sha256_file
 from psirel.models.reliability import ReliabilityModel
 from psirel.train.checkpoint import load_model
 
@@ -200,7 +200,8 @@ def export_model(model_dir: Path | str, *, sample: ExportSample | None = None,
         The updated ``model.json`` content (``meta["onnx"]`` holds opset, parity and versions).
 
     Raises:
-        ModelError: a parity above ``tol``, or an export ORT cannot load; nothing is written
+        ModelError: ``int8=True`` for a shared-map model, a parity above ``tol``, or an export
+            ORT cannot load; nothing is written
             (an INT8 variant beyond its tolerance: the FP32 files are written, it is not).
     """
     import onnx
@@ -208,6 +209,9 @@ def export_model(model_dir: Path | str, *, sample: ExportSample | None = None,
 
     model_dir = Path(model_dir)
     card = load_card(model_dir, verify=False)
+    if int8 and card.shared_map:
+        raise ModelError(model_dir / MODEL_JSON, "INT8 quantises the patch encoder; this is a "
+                                                 "shared-map model (export it without --int8)")
     for name, info in card.meta["artifacts"].items():  # all but the files about to be replaced
         if name not in DERIVED and sha256_file(model_dir / name) != info.get("sha256"):
             raise ModelError(model_dir / name, "SHA-256 does not match model.json (file corrupt "
@@ -219,7 +223,7 @@ def export_model(model_dir: Path | str, *, sample: ExportSample | None = None,
     files = ONNX_FILES if pw_only is not None else (PW_ONNX, GNN_ONNX)
     cfg = model.cfg
     p = cfg.patch_px
-    shared = cfg.encoder == "shared-map"
+    shared = card.shared_map
     if shared:
         from psirel.export import shared_map as sm
 

@@ -182,13 +182,11 @@ class OrtBackend:
                                  "torch)")
         if precision not in PRECISIONS:
             raise PsirelError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
-        if precision == "int8" and card.config.get("encoder", "patch") == "shared-map":
-            raise ModelError(card.path / MODEL_JSON, "a shared-map model has no INT8 variant "
-                             "(INT8 quantises the patch encoder's MLPs): use --precision fp32")
         if precision == "int8" and not card.has(PW_INT8_ONNX):
-            raise ModelError(card.path / MODEL_JSON, f"lists no '{PW_INT8_ONNX}': the model has "
-                             f"no INT8 export (run `psirel export --int8 {card.path}`, or use "
-                             "--precision fp32)")
+            remedy = ("a shared-map model has none (INT8 quantises the patch encoder): use "
+                      "--precision fp32" if card.shared_map else
+                      f"run `psirel export --int8 {card.path}`, or use --precision fp32")
+            raise ModelError(card.path / MODEL_JSON, f"lists no '{PW_INT8_ONNX}': {remedy}")
         self.sub_batch = int(sub_batch or sub_batch_size(threads, device))
         pw = PW_INT8_ONNX if precision == "int8" else PW_ONNX
         self._pw = open_session(card.artifact(pw), threads, device)

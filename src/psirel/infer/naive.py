@@ -45,7 +45,7 @@ def predict_naive(scene: Scene, be, batch_points: int = BATCH_POINTS, embed_batc
     """
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, not {order!r}")
-    if scene.card.config.get("encoder", "patch") != "patch":
+    if scene.card.shared_map:
         raise PsirelError("--strategy naive re-encodes patches per point: it needs a patch-"
                           "encoder model, not a shared-map one (use --strategy two-stage)")
     progress = progress or Silent()

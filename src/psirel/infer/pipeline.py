@@ -164,7 +164,7 @@ def embed_chunks(scene: Scene, be: Backend, chunks: list[np.ndarray], emb: np.nd
 
     Returns the seconds spent extracting patches (overlapped with encoding). A shared-map model
     embeds raster windows instead (:func:`psirel.infer.shared_stage.embed_windows`)."""
-    if scene.card.config.get("encoder", "patch") == "shared-map":
+    if scene.card.shared_map:
         return embed_windows(scene, be, chunks, emb, timer, on_chunk)
     if not chunks:
         return 0.0

@@ -52,8 +52,7 @@ def evaluate(model_dir: Path, points: Path, dem: Path, lulc: Path, amplitude: Pa
         normalizer = Normalizer.from_json(card.meta["normalizer"])
         patches, n_unknown = build_patch_cache(inputs, normalizer, cache_dir)
         check_unknown_lulc(card, n_unknown, inputs.n, warn=warn)
-        raster = full_raster(normalizer, inputs.stack) \
-            if card.config.get("encoder", "patch") == "shared-map" else None
+        raster = full_raster(normalizer, inputs.stack) if card.shared_map else None
         data = graph_data(inputs, patches, normalizer, EdgeScale.from_json(card.meta["edge_scale"]),
                           raster)
         y = inputs.labels
