@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from psirel.infer.shared_stage import tile_groups
+from psirel.models.map_sampling import sample_at
 from psirel.models.shared_map import SharedMapEncoder
 
 
@@ -12,7 +13,7 @@ def test_sampling_at_cell_centres_reads_the_cell():
     fmap = torch.arange(2 * 4 * 6, dtype=torch.float32).reshape(1, 2, 4, 6)
     stride = 8                                   # a 32×48-pixel window, stride-8 map
     rc = torch.tensor([[stride * 1.5, stride * 2.5], [stride * 3.5, stride * 0.5]])
-    s = SharedMapEncoder._sample(fmap, rc, 32, 48)
+    s = sample_at(fmap, rc, 32, 48)
     assert torch.equal(s, torch.stack([fmap[0, :, 1, 2], fmap[0, :, 3, 0]]))
 
 

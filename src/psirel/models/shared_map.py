@@ -29,11 +29,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from psirel.models.convnext import ConvNeXt
 from psirel.models.lulc import lulc_indices
+from psirel.models.map_sampling import sample_at
 from psirel.models.summary_maps import SummaryMaps
 
 FOOTPRINT_PX = 80
@@ -95,24 +95,12 @@ class SharedMapEncoder(nn.Module):
             maps.append(h)
         return maps
 
-    @staticmethod
-    def _sample(fmap: Tensor, rc: Tensor, height, width) -> Tensor:
-        """Bilinear samples ``[N, C]`` of ``fmap [1, C, h, w]`` at window pixel positions
-        ``rc [N, 2]``: with ``align_corners=False`` ±1 are the outer edges of the window, the
-        same for every stage (H, W are multiples of the stride)."""
-        gx = rc[:, 1] / width * 2.0 - 1.0
-        gy = rc[:, 0] / height * 2.0 - 1.0
-        grid = torch.stack([gx, gy], dim=-1)[None, :, None, :]          # [1, N, 1, 2]
-        s = F.grid_sample(fmap, grid, mode="bilinear", padding_mode="zeros",
-                          align_corners=False)                          # [1, C, N, 1]
-        return s[0, :, :, 0].transpose(0, 1)
-
     def point_features(self, maps: list[Tensor], rc: Tensor, height, width) -> Tensor:
         """``[N, sum(dims)]``: stages 1–3 at the point, stage 4 pooled over the footprint."""
-        feats = [self._sample(m, rc, height, width) for m in maps[:-1]]
+        feats = [sample_at(m, rc, height, width) for m in maps[:-1]]
         n, g = rc.shape[0], self.offsets.shape[0]
         pts = (rc[:, None, :] + self.offsets[None]).reshape(n * g, 2)
-        pooled = self._sample(maps[-1], pts, height, width).reshape(n, g, -1).mean(dim=1)
+        pooled = sample_at(maps[-1], pts, height, width).reshape(n, g, -1).mean(dim=1)
         return self.sample_norm(torch.cat([*feats, pooled], dim=-1))
 
     def forward(self, window: Tensor, rc: Tensor, scalars: Tensor) -> Tensor:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from psirel.models.lulc import lulc_indices
+from psirel.models.map_sampling import sample_at
 from psirel.models.patch_summary import LOCAL_MAX_PX, SummaryStatistics
 
 BOX_PX = 81
@@ -90,10 +91,7 @@ class SummaryMaps(SummaryStatistics):
 
     def raw(self, window: Tensor, rc: Tensor) -> Tensor:
         """Unstandardised statistics ``[N, F]`` at window positions ``rc``."""
-        from psirel.models.shared_map import SharedMapEncoder
-
-        return SharedMapEncoder._sample(self.maps(window), rc, window.shape[-2],
-                                        window.shape[-1])
+        return sample_at(self.maps(window), rc, window.shape[-2], window.shape[-1])
 
     @torch.no_grad()
     def fit(self, window: np.ndarray, rc: np.ndarray) -> SummaryMaps:
