@@ -310,13 +310,14 @@ def new_model(cfg: ModelConfig, seed: int, patches: np.ndarray | None = None,
     torch.manual_seed(seed)
     model = ReliabilityModel(cfg)
     summary = getattr(model.pointwise, "summary", None)
+
+    def subset(n: int) -> np.ndarray:
+        return np.unique(np.linspace(0, n - 1, min(n, 8192)).astype(int))
+
     if model.shared_map:
         if summary is not None and data is not None and data.raster is not None:
-            n = len(data.x_m)
-            rows = np.unique(np.linspace(0, n - 1, min(n, 8192)).astype(int))
-            rc = np.stack([data.rows_px[rows], data.cols_px[rows]], 1)
-            summary.fit(data.raster, rc)
+            rows = subset(len(data.x_m))
+            summary.fit(data.raster, np.stack([data.rows_px[rows], data.cols_px[rows]], 1))
     elif summary is not None and patches is not None and len(patches):
-        rows = np.unique(np.linspace(0, len(patches) - 1, min(len(patches), 8192)).astype(int))
-        summary.fit(patches[rows])
+        summary.fit(patches[subset(len(patches))])
     return model
