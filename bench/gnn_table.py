@@ -45,9 +45,10 @@ def main() -> None:
                  "--epochs", str(args.epochs), "--seed", str(args.seed), *extra])
             run(["evaluate", "--model", str(model), *scene_args(test_s), "--out", str(report)])
         metrics = json.loads((report / "metrics.json").read_text())
-        meta = json.loads((model / "model.json").read_text())["training"]
-        encoder = json.loads((model / "model.json").read_text())["config"].get("encoder", "patch")
-        results[gnn] = {"metrics": metrics, "encoder": encoder, "seed": meta["settings"]["seed"],
+        card = json.loads((model / "model.json").read_text())
+        meta = card["training"]
+        results[gnn] = {"metrics": metrics, "encoder": card["config"].get("encoder", "patch"),
+                        "seed": meta["settings"]["seed"],
                         "train_seconds": meta["seconds"],
                         "seconds_per_epoch": meta["seconds_per_epoch"],
                         "nodes_per_seed": meta["nodes_per_seed"], "best_epoch": meta["best_epoch"]}

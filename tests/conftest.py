@@ -68,29 +68,25 @@ def tiny_scene(tmp_path_factory) -> Path:
     return d
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tiny_scene, tmp_path_factory) -> Path:
-    """A model trained for one short epoch on ``tiny_scene`` (structure, not quality)."""
+def _train_tiny(tiny_scene, tmp_path_factory, name: str, *extra: str) -> Path:
     from psirel_testing import scene_args
 
     from psirel.cli import main
 
-    out = tmp_path_factory.mktemp("tiny_model") / "model"
+    out = tmp_path_factory.mktemp(name) / "model"
     code = main(["train", *scene_args(tiny_scene), "--out", str(out), "--epochs", "1",
-                 "--max-steps", "2", "--batch-size", "128", "--seed", "3"])
+                 "--max-steps", "2", "--batch-size", "128", "--seed", "3", *extra])
     assert code == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_scene, tmp_path_factory) -> Path:
+    """A model trained for one short epoch on ``tiny_scene`` (structure, not quality)."""
+    return _train_tiny(tiny_scene, tmp_path_factory, "tiny_model")
 
 
 @pytest.fixture(scope="session")
 def tiny_patch_model(tiny_scene, tmp_path_factory) -> Path:
     """As ``tiny_model``, with the patch encoder (an 80×80 patch per point)."""
-    from psirel_testing import scene_args
-
-    from psirel.cli import main
-
-    out = tmp_path_factory.mktemp("tiny_patch_model") / "model"
-    code = main(["train", *scene_args(tiny_scene), "--out", str(out), "--epochs", "1",
-                 "--max-steps", "2", "--batch-size", "128", "--seed", "3", "--encoder", "patch"])
-    assert code == 0
-    return out
+    return _train_tiny(tiny_scene, tmp_path_factory, "tiny_patch_model", "--encoder", "patch")
