@@ -289,7 +289,7 @@ def series_rms_differences(series_mm: np.ndarray | None, rows: np.ndarray | slic
                      / ok.sum(axis=2, keepdims=True), 0.0)
         slope = (t * np.where(ok, d, 0.0)).sum(axis=2, keepdims=True) \
             / (t * t).sum(axis=2, keepdims=True)
-        d -= np.nan_to_num(slope) * t
+        d = d - np.nan_to_num(slope) * t    # float64 (t is): not in place on float32
         detrended = np.sqrt(np.nanmean(d * d, axis=2))
     return tuple(np.where(np.isfinite(x), x, 0.0).astype(np.float32) for x in (rms, detrended))
 
