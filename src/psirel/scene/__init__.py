@@ -2,9 +2,11 @@
 
 ``generate_scene(out_dir, n_points, seed, ...)`` writes ``points.<gpkg|shp|parquet|csv>``
 (layer ``psi``: pid, velocity mm/yr, coherence, height m, reliable, DYYYYMMDD series in mm),
-``dem.tif`` (m), ``lulc.tif`` (ESA WorldCover codes), ``amplitude.tif`` (linear mean amplitude)
-and ``scene.json`` (every parameter, class and label statistics, artefact counts). The same seed
-gives the same files, whatever the chunk size.
+``dem.tif`` (m), ``lulc.tif`` (ESA WorldCover codes; CORINE or NLCD in a random world),
+``amplitude.tif`` (linear mean amplitude) and ``scene.json`` (every parameter, class and label
+statistics, artefact counts, the world drawn). The same seed gives the same files, whatever the
+chunk size. ``world="random"`` draws the world itself from the seed (``worlds.py``: sensor,
+revisit, pixel size, terrain type, land-cover product, mix of causes).
 
 How a scene is made, one module per step (``world.build_world`` runs them in order):
 
@@ -24,6 +26,8 @@ How a scene is made, one module per step (``world.build_world`` runs them in ord
 ``estimation``    what a PSI processor computes: line-fit velocity, temporal coherence
 ``labels``        the expert's rules: noise, temporary, layover/shadow, unwrapping, velocity,
                   topographic bias, spurious scatterers, moisture bias, sidelobes
+``worlds``        a world per seed: band, revisit, dates, pass, pixel size, terrain type,
+                  land-cover product, climate, the processor's DEM, factors on every cause
 ``generate``      orchestration and writing (rasters, streamed points, scene.json)
 
 The labels are built so that no single statistic of a point's own series decides them (see

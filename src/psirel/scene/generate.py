@@ -5,14 +5,20 @@ Files written into ``out_dir`` (each atomically: a reader never sees a partial f
 * ``points.<ext>`` (layer ``psi``): ``pid``, ``velocity`` (mm/yr, LOS), ``coherence`` (0 … 1),
   ``height`` (m), ``reliable`` (1/0), then one ``DYYYYMMDD`` column per date (mm, 0 at the first
   date); streamed chunk by chunk through :class:`psirel.io.points.PointWriter`;
-* ``dem.tif`` (float32, m), ``lulc.tif`` (uint8 WorldCover codes, nodata 0), ``amplitude.tif``
+* ``dem.tif`` (float32, m), ``lulc.tif`` (the land-cover product's codes, nodata 0: uint8
+  WorldCover codes in the default world, ``landcover.PRODUCT_DTYPES``), ``amplitude.tif``
   (float32, linear stack-mean amplitude): GeoTIFF, DEFLATE, 256 × 256 tiles;
 * ``scene.json``: every parameter, the acquisition, class statistics, label rates and artefact
-  counts. It holds no timing, so a seed always gives the same bytes.
+  counts, and for a random world what was drawn (``"world"``). It holds no timing, so a seed
+  always gives the same bytes.
+
+Worlds: ``"default"`` is ``SceneParams()`` (C band, 12-day revisit, hills, WorldCover) with the
+seed's random fields; ``"random"`` draws the world itself from the seed (``worlds.py``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -26,10 +32,21 @@ from psirel.io.points import PointWriter
 from psirel.scene.artefacts import ARTEFACTS
 from psirel.scene.deformation import CREEP, LANDSLIDE, SETTLEMENT, STABLE, SUBSIDENCE
 from psirel.scene.labels import REASONS
-from psirel.scene.landcover import CLASS_NAMES, NODATA
+from psirel.scene.landcover import (
+    CLASS_NAMES,
+    NODATA,
+    PRODUCT_CODES,
+    PRODUCT_DTYPES,
+    PRODUCTS,
+    encode_lulc,
+)
 from psirel.scene.params import SceneParams, default_size_px
 from psirel.scene.psi_points import PointBlock, simulate_block
+from psirel.scene.rng import child_rng
 from psirel.scene.world import BLOCK_POINTS, World, build_world
+from psirel.scene.worlds import WorldDraw, draw
+
+WORLDS = ("default", "random")
 
 FORMATS: dict[str, str] = {"gpkg": "gpkg", "shp": "shp", "parquet": "parquet", "csv": "csv"}
 SCENE_VERSION = 1
@@ -37,32 +54,72 @@ CHUNK_BLOCKS = 16  # 65,536 points per write: bounded memory at any scene size
 
 
 def generate_scene(out_dir: Path | str, n_points: int = 20_000, seed: int = 0,
-                   size_px: int | None = None, pixel_m: float = 10.0, fmt: str = "gpkg",
-                   progress: Callable[[int, int], None] | None = None) -> dict:
+                   size_px: int | None = None, pixel_m: float | None = None, fmt: str = "gpkg",
+                   progress: Callable[[int, int], None] | None = None,
+                   world: str = "default") -> dict:
     """Generate a scene of ``n_points`` PS points on a ``size_px`` × ``size_px`` grid of
     ``pixel_m`` (m) pixels (default size: ≈ 2,500 points/km², at least 256 px) and write it to
     ``out_dir`` as ``fmt`` (gpkg, shp, parquet or csv). ``progress(done, total)`` is called after
-    each chunk of points. Returns the scene description (the content of scene.json)."""
+    each chunk of points. Returns the scene description (the content of scene.json).
+
+    ``world``: ``"default"`` (``SceneParams()``: 10 m pixels unless ``pixel_m`` is given) or
+    ``"random"`` (``worlds.draw(seed, n_points)``: sensor, pixel size, terrain, land-cover
+    product and causes drawn from the seed). In a random world a ``pixel_m`` or ``size_px``
+    given here replaces the drawn one (``size_px`` then follows the given ``pixel_m``), and
+    scene.json lists it under ``world.overrides``; everything else stays as drawn."""
     if fmt not in FORMATS:
         raise PsirelError(f"format '{fmt}': choose one of {', '.join(FORMATS)}")
+    if world not in WORLDS:
+        raise PsirelError(f"world '{world}': choose one of {', '.join(WORLDS)}")
     if int(n_points) < 1:
         raise PsirelError(f"--points {n_points}: need at least one point")
-    if not pixel_m > 0:
+    if pixel_m is not None and not pixel_m > 0:
         raise PsirelError(f"--pixel-m {pixel_m}: must be positive")
-    size = default_size_px(int(n_points), pixel_m) if size_px is None else int(size_px)
-    if size < 32:
+    if size_px is not None and int(size_px) < 32:
         raise PsirelError(f"--size-px {size_px}: need at least 32 px")
-    params = SceneParams(n_points=int(n_points), seed=int(seed), size_px=size,
-                         pixel_m=float(pixel_m))
+    drawn = None
+    if world == "default":
+        px_m = 10.0 if pixel_m is None else float(pixel_m)
+        size = default_size_px(int(n_points), px_m) if size_px is None else int(size_px)
+        params = SceneParams(n_points=int(n_points), seed=int(seed), size_px=size,
+                             pixel_m=px_m)
+    else:
+        drawn = draw(int(seed), int(n_points))
+        params = drawn.params
+        if pixel_m is not None or size_px is not None:
+            px_m = params.pixel_m if pixel_m is None else float(pixel_m)
+            size = default_size_px(int(n_points), px_m) if size_px is None else int(size_px)
+            params = dataclasses.replace(params, pixel_m=px_m, size_px=size)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    world = build_world(params)
-    write_rasters(world, out)
+    scene_world = build_world(params)
+    write_rasters(scene_world, out)
     points_name = f"points.{FORMATS[fmt]}"
-    stats = write_points(world, out / points_name, progress)
-    scene = describe(world, stats, points_name)
+    stats = write_points(scene_world, out / points_name, progress)
+    scene = describe(scene_world, stats, points_name)
+    if drawn is not None:
+        scene["world"] = _world_record(drawn, params, pixel_m, size_px)
     atomic_write_text(out / "scene.json", json.dumps(scene, indent=2) + "\n")
     return scene
+
+
+def _world_record(drawn: WorldDraw, params: SceneParams, pixel_m: float | None,
+                  size_px: int | None) -> dict:
+    """The ``"world"`` entry of scene.json: the draw, as the scene has it (after the caller's
+    overrides, which it lists)."""
+    record = drawn.to_dict()
+    record["pixel_m"], record["size_px"] = params.pixel_m, params.size_px
+    record["overrides"] = [k for k, v in (("pixel_m", pixel_m), ("size_px", size_px))
+                           if v is not None]
+    return record
+
+
+def lulc_raster(world: World) -> np.ndarray:
+    """The land cover as written to lulc.tif: the internal classes in the codes of the scene's
+    product (``landcover.encode_lulc``, from the scene's ``"lulc_codes"`` stream)."""
+    p = world.params
+    return encode_lulc(child_rng(p.seed, "lulc_codes"), world.cover.lulc, p.lulc_product,
+                       p.pixel_m, world.cover.road, world.terrain.river)
 
 
 def iter_chunks(world: World, chunk_blocks: int = CHUNK_BLOCKS):
@@ -77,7 +134,7 @@ def iter_chunks(world: World, chunk_blocks: int = CHUNK_BLOCKS):
 def write_rasters(world: World, out: Path) -> None:
     """Write dem.tif, lulc.tif and amplitude.tif (GeoTIFF, DEFLATE, 256 × 256 tiles)."""
     layers = (("dem.tif", world.terrain.dem_m.astype(np.float32), None),
-              ("lulc.tif", world.cover.lulc.astype(np.uint8), NODATA),
+              ("lulc.tif", lulc_raster(world), NODATA),
               ("amplitude.tif", world.amplitude.astype(np.float32), None))
     for name, data, nodata in layers:
         profile = {"driver": "GTiff", "width": data.shape[1], "height": data.shape[0],
@@ -146,6 +203,18 @@ def _r(x: float, digits: int = 6) -> float:
     return float(round(float(x), digits))
 
 
+def _land_cover(product: str, classes: list[dict]) -> dict:
+    """scene.json's land-cover entry; the classes are the internal ones, and for another
+    product than WorldCover each lists the product codes it is written with."""
+    if product == "worldcover":  # as in scene version 1
+        return {"scheme": "ESA WorldCover", "nodata": NODATA, "roads": "coded built-up (50)",
+                "classes": classes}
+    codes = PRODUCT_CODES[product]
+    return {"scheme": PRODUCTS[product], "product": product, "dtype": PRODUCT_DTYPES[product],
+            "nodata": NODATA, "roads": "coded built-up (the product's road code)",
+            "classes": [{**c, "product_codes": list(codes[c["code"]])} for c in classes]}
+
+
 def describe(world: World, stats: dict, points_name: str) -> dict:
     """The scene description written to scene.json (JSON-ready, deterministic)."""
     p, acq, look = world.params, world.acquisition, world.acquisition.look
@@ -188,7 +257,7 @@ def describe(world: World, stats: dict, points_name: str) -> dict:
                     "reliable": "1 reliable, 0 unreliable",
                     "DYYYYMMDD": "LOS displacement, mm, 0 at the first date"},
         "acquisition": {
-            "sensor": "C-band, Sentinel-1-like, right-looking",
+            "sensor": p.sensor_name,
             "wavelength_mm": p.wavelength_mm, "heading_deg": p.heading_deg,
             "incidence_deg": p.incidence_deg, "look_azimuth_deg": _r(look.look_azimuth_deg),
             "los_enu": [_r(v) for v in look.los_enu], "revisit_days": p.revisit_days,
@@ -208,8 +277,7 @@ def describe(world: World, stats: dict, points_name: str) -> dict:
                                                                 dtype=np.float64))), 3),
                             "p99_abs": _r(np.percentile(np.abs(world.topo.dem_error_m), 99),
                                           3)}},
-        "land_cover": {"scheme": "ESA WorldCover", "nodata": NODATA,
-                       "roads": "coded built-up (50)", "classes": classes},
+        "land_cover": _land_cover(p.lulc_product, classes),
         "settlements": [{"kind": s["kind"], "xy": xy(s["row"], s["col"]),
                          "radius_m": _r(s["radius_m"], 1),
                          "building_height_m": _r(s.get("building_height_m", 0.0), 2)}

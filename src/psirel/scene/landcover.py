@@ -1,9 +1,21 @@
-"""Land cover tied to the terrain, with ESA WorldCover class codes.
+"""Land cover tied to the terrain: internal classes, written with a land-cover product's codes.
 
-Codes (ESA WorldCover 2021): 10 tree cover (forest), 30 grassland, 40 cropland, 50 built-up,
-60 bare / sparse vegetation (bare rock), 80 permanent water bodies; 0 is nodata. Roads and
-bridges are built-up (50), as WorldCover maps them; a separate road mask is kept for the point
-simulation (roads carry fewer, noisier scatterers than buildings).
+Internal classes (their values are ESA WorldCover 2021 codes): 10 tree cover (forest),
+30 grassland, 40 cropland, 50 built-up, 60 bare / sparse vegetation (bare rock), 80 permanent
+water bodies; 0 is nodata. Roads and bridges are built-up, as land-cover maps have them; a
+separate road mask is kept for the point simulation (roads carry fewer, noisier scatterers
+than buildings). Everything the generator simulates (density, SCR, amplitude, labels) uses the
+internal classes; only ``lulc.tif`` is written with a product's codes (``encode_lulc``):
+
+* ``worldcover`` (ESA WorldCover, uint8): one code per class, the internal value itself;
+* ``corine`` (CORINE Land Cover level 3, uint16): several codes per class, drawn per blob of a
+  few hundred metres (built-up: 111/112/121, roads 122; cropland: 211/221/222/242/243; ...),
+  rivers 511, lakes 512, a sea (the large water body on the scene edge of a coastal scene) 523;
+* ``nlcd`` (USA NLCD, uint8): developed 22/23/24 per blob, roads 21, forest 41/42/43,
+  grassland 71/52/81, cropland 82, barren 31, water 11.
+
+Codes a product has for what the generator never makes (snow and ice, wetlands, mangroves) are
+not written: the generator has no such internal class.
 
 How classes follow the terrain: every natural class gets a suitability score from slope and
 elevation plus a smooth random field (patchiness), and the best score wins — cropland on gentle
@@ -20,6 +32,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra, minimum_spanning_tree
+from scipy.special import ndtr
 
 from psirel.scene.fields import power_law_field
 from psirel.scene.terrain import Terrain
@@ -35,6 +48,40 @@ CLASS_NAMES: dict[int, str] = {
     WATER: "permanent water bodies",
 }
 CLASS_CODES: tuple[int, ...] = tuple(CLASS_NAMES)
+
+PRODUCTS: dict[str, str] = {"worldcover": "ESA WorldCover", "corine": "CORINE Land Cover",
+                            "nlcd": "NLCD"}
+PRODUCT_DTYPES: dict[str, str] = {"worldcover": "uint8", "corine": "uint16", "nlcd": "uint8"}
+# per product and internal class: (code, share) of the blobs the class is written with
+PRODUCT_MIX: dict[str, dict[int, tuple[tuple[int, float], ...]]] = {
+    "worldcover": {c: ((c, 1.0),) for c in CLASS_CODES},
+    "corine": {
+        BUILT_UP: ((112, 0.6), (111, 0.2), (121, 0.2)),
+        BARE: ((332, 0.55), (333, 0.45)),
+        GRASSLAND: ((231, 0.4), (321, 0.35), (324, 0.15), (322, 0.1)),
+        CROPLAND: ((211, 0.55), (242, 0.25), (243, 0.1), (221, 0.05), (222, 0.05)),
+        FOREST: ((311, 0.4), (312, 0.35), (313, 0.25)),
+        WATER: ((512, 1.0),)},
+    "nlcd": {
+        BUILT_UP: ((22, 0.45), (23, 0.35), (24, 0.2)),
+        BARE: ((31, 1.0),),
+        GRASSLAND: ((71, 0.5), (52, 0.25), (81, 0.25)),
+        CROPLAND: ((82, 1.0),),
+        FOREST: ((41, 0.45), (42, 0.35), (43, 0.2)),
+        WATER: ((11, 1.0),)},
+}
+ROAD_CODES: dict[str, int] = {"worldcover": BUILT_UP, "corine": 122, "nlcd": 21}
+RIVER_CODES: dict[str, int] = {"worldcover": WATER, "corine": 511, "nlcd": 11}
+SEA_CODES: dict[str, int] = {"worldcover": WATER, "corine": 523, "nlcd": 11}
+SEA_MIN_SHARE = 0.02  # a water body on the scene edge covering this share of it is a sea
+# product → internal class → every code the class may be written with (sorted)
+PRODUCT_CODES: dict[str, dict[int, tuple[int, ...]]] = {
+    product: {cls: tuple(sorted({c for c, _ in mix}
+                                | ({ROAD_CODES[product]} if cls == BUILT_UP else set())
+                                | ({RIVER_CODES[product], SEA_CODES[product]}
+                                   if cls == WATER else set())))
+              for cls, mix in table.items()}
+    for product, table in PRODUCT_MIX.items()}
 
 
 @dataclass
@@ -60,13 +107,16 @@ def elevation_rank(dem_m: np.ndarray) -> np.ndarray:
     return rank.reshape(dem_m.shape)
 
 
-def make_landcover(rng: np.random.Generator, terrain: Terrain, pixel_m: float) -> LandCover:
-    """Classify every pixel of ``terrain`` (``pixel_m`` m pixels) into a WorldCover class."""
+def make_landcover(rng: np.random.Generator, terrain: Terrain, pixel_m: float,
+                   lake_share: float = 0.03, bare_rank: float = 0.85) -> LandCover:
+    """Classify every pixel of ``terrain`` (``pixel_m`` m pixels) into an internal class.
+    ``lake_share``: lakes may fill the flat parts of that lowest share of the scene;
+    ``bare_rank``: bare rock takes over above that elevation rank (0 … 1)."""
     slope = ndimage.gaussian_filter(terrain.slope_deg, sigma=max(1.0, 30.0 / pixel_m))
     slope = slope.astype(np.float32)
     rank = elevation_rank(terrain.dem_m).astype(np.float32)
-    lulc = _natural_classes(rng, slope, rank, pixel_m)
-    water = terrain.river | _lakes(slope, rank, pixel_m)
+    lulc = _natural_classes(rng, slope, rank, pixel_m, bare_rank)
+    water = terrain.river | _lakes(slope, rank, pixel_m, lake_share)
     lulc[water] = WATER
     settlements = _place_settlements(rng, slope, rank, water, pixel_m)
     built, building_h = _settlement_masks(rng, settlements, slope, water, pixel_m)
@@ -77,10 +127,11 @@ def make_landcover(rng: np.random.Generator, terrain: Terrain, pixel_m: float) -
 
 
 def _natural_classes(rng: np.random.Generator, slope: np.ndarray, rank: np.ndarray,
-                     pixel_m: float) -> np.ndarray:
+                     pixel_m: float, bare_rank: float = 0.85) -> np.ndarray:
     """Cropland, grassland, forest or bare rock per pixel: the best suitability score (from the
-    smoothed slope in °, the elevation rank and a patchiness field with ~700 m patches), then a
-    majority vote over ~50 m so that classes form patches, not speckle."""
+    smoothed slope in °, the elevation rank and a patchiness field with ~700 m patches; rock
+    wins on steep ground and above ``bare_rank``), then a majority vote over ~50 m so that
+    classes form patches, not speckle."""
     shape = slope.shape
 
     def patches() -> np.ndarray:
@@ -95,7 +146,7 @@ def _natural_classes(rng: np.random.Generator, slope: np.ndarray, rank: np.ndarr
         if k == 2:  # forest: mid slopes around 22°
             return 0.8 - 0.5 * ((slope - 22.0) / 10.0) ** 2 + 0.7 * patches()
         return (-0.8 + np.maximum(slope - 28.0, 0.0) / 6.0  # bare rock: steep or high
-                + 6.0 * np.maximum(rank - 0.85, 0.0) + 0.35 * patches())
+                + 6.0 * np.maximum(rank - bare_rank, 0.0) + 0.35 * patches())
 
     classes = np.array([CROPLAND, GRASSLAND, FOREST, BARE], np.uint8)
     win = _running_argmax(score(k) for k in range(len(classes)))
@@ -118,9 +169,10 @@ def _running_argmax(layers) -> np.ndarray:
     return win
 
 
-def _lakes(slope: np.ndarray, rank: np.ndarray, pixel_m: float) -> np.ndarray:
-    """Lakes: the flattest (< 3°) of the lowest 3 % of the scene, at least 0.5 ha each."""
-    lake = (rank < 0.03) & (slope < 3.0)
+def _lakes(slope: np.ndarray, rank: np.ndarray, pixel_m: float, share: float = 0.03
+           ) -> np.ndarray:
+    """Lakes: the flattest (< 3°) of the lowest ``share`` of the scene, at least 0.5 ha each."""
+    lake = (rank < share) & (slope < 3.0)
     lake = ndimage.binary_opening(lake, iterations=2)
     labels, n = ndimage.label(lake)
     if n == 0:
@@ -272,3 +324,43 @@ def _draw_polyline(mask: np.ndarray, rc: np.ndarray, width_px: int) -> None:
         r, cc = rcs[:, 0], rcs[:, 1]
         ok = (r >= 0) & (r < mask.shape[0]) & (cc >= 0) & (cc < mask.shape[1])
         mask[r[ok], cc[ok]] = True
+
+
+def encode_lulc(rng: np.random.Generator, lulc: np.ndarray, product: str, pixel_m: float,
+                road: np.ndarray | None = None, river: np.ndarray | None = None) -> np.ndarray:
+    """The internal classes ``lulc`` written with ``product``'s codes (``PRODUCT_DTYPES``;
+    nodata 0 stays 0). Classes with several codes take them per blob (~300 m, one smooth
+    random field for all classes, shifted per class) in the shares of ``PRODUCT_MIX``; ``road``
+    pixels take the product's road code, ``river`` pixels its river code, and a water body on
+    the scene edge covering at least ``SEA_MIN_SHARE`` of the scene its sea code. Draws
+    nothing for WorldCover, whose codes are the internal classes."""
+    if product not in PRODUCT_MIX:
+        raise ValueError(f"land-cover product '{product}': choose one of {', '.join(PRODUCTS)}")
+    out = np.zeros(lulc.shape, PRODUCT_DTYPES[product])
+    blobs = None
+    for k, (cls, mix) in enumerate(PRODUCT_MIX[product].items()):
+        on = lulc == cls
+        codes = np.array([c for c, _ in mix], out.dtype)
+        if codes.size == 1:
+            out[on] = codes[0]
+            continue
+        if blobs is None:
+            f = power_law_field(rng, lulc.shape, pixel_m, beta=4.0, corner_m=300.0,
+                                coarse=max(1, int(round(20.0 / pixel_m))))
+            blobs = ndtr(f / max(float(f.std()), 1e-9))  # uniform 0 … 1 over the scene
+        shares = np.cumsum([w for _, w in mix])
+        u = (blobs[on] + 0.618 * k) % 1.0 * shares[-1]
+        out[on] = codes[np.minimum(np.searchsorted(shares, u, side="right"), codes.size - 1)]
+    if road is not None:
+        out[road & (lulc == BUILT_UP)] = ROAD_CODES[product]
+    water = lulc == WATER
+    if river is not None:
+        out[water & river] = RIVER_CODES[product]
+        water &= ~river
+    labels, n = ndimage.label(water)
+    if n and SEA_CODES[product] not in (c for c, _ in PRODUCT_MIX[product][WATER]):
+        edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        sizes = np.bincount(labels.ravel(), minlength=n + 1)
+        sea = [i for i in edge if i and sizes[i] >= SEA_MIN_SHARE * lulc.size]
+        out[np.isin(labels, sea)] = SEA_CODES[product]
+    return out

@@ -110,6 +110,16 @@ class SceneParams:
     height_coupling_mm_yr_per_m: ``topography.make_topo_bias`` (the processor's DEM and the
     largest height–velocity coupling); moisture_*: ``surface.make_moisture_bias`` (field size,
     spread of the fields' moisture trends, largest annual amplitude).
+
+    Fields added after scene version 1 (``EXTENSION_DEFAULTS``) shape the world that
+    ``worlds.draw_world`` draws and appear in ``to_dict`` only when they differ from their
+    defaults, so that a default scene keeps its bytes: terrain_ruggedness_m, terrain_tilt_m,
+    terrain_tilt_azimuth_deg (``terrain.make_terrain``: the fractal detail's amplitude on rugged
+    ground, and a plane tilting the scene by that many metres across its width, descending
+    towards the azimuth, e.g. to the sea); lake_share, bare_rank (``landcover.make_landcover``:
+    the lowest share of the scene that may hold lakes, and the elevation rank above which rock
+    takes over); lulc_product: the product whose codes ``lulc.tif`` is written with
+    (``landcover.PRODUCT_CODES``); sensor_name, dem_name: names recorded in scene.json.
     """
 
     n_points: int = 20_000
@@ -139,8 +149,27 @@ class SceneParams:
     moisture_velocity_mm_yr: float = 3.0
     moisture_seasonal_mm: float = 1.0
     points: PointModel = field(default_factory=PointModel)
+    terrain_ruggedness_m: float = 45.0
+    terrain_tilt_m: float = 0.0
+    terrain_tilt_azimuth_deg: float = 0.0
+    lake_share: float = 0.03
+    bare_rank: float = 0.85
+    lulc_product: str = "worldcover"
+    sensor_name: str = "C-band, Sentinel-1-like, right-looking"
+    dem_name: str = "SRTM-like, 30 m"
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["start_date"] = self.start_date.isoformat()
+        for name, default in EXTENSION_DEFAULTS.items():
+            if d[name] == default:
+                del d[name]
         return d
+
+
+# Fields added after scene version 1, with their defaults: left out of ``to_dict`` when at
+# the default, so that scene.json of a default scene is unchanged.
+EXTENSION_DEFAULTS: dict[str, object] = {
+    f.name: f.default for f in dataclasses.fields(SceneParams)
+    if f.name in ("terrain_ruggedness_m", "terrain_tilt_m", "terrain_tilt_azimuth_deg",
+                  "lake_share", "bare_rank", "lulc_product", "sensor_name", "dem_name")}

@@ -87,12 +87,17 @@ def path_distance_m(paths: list[np.ndarray], shape: tuple[int, int], pixel_m: fl
 
 
 def make_terrain(rng: np.random.Generator, shape: tuple[int, int], pixel_m: float,
-                 relief_m: float = 160.0, base_m: float = 320.0) -> Terrain:
+                 relief_m: float = 160.0, base_m: float = 320.0, ruggedness_m: float = 45.0,
+                 tilt_m: float = 0.0, tilt_azimuth_deg: float = 0.0) -> Terrain:
     """Draw a DEM (m) on a ``shape`` grid of ``pixel_m`` (m) pixels.
 
     ``relief_m`` is the standard deviation of the macro relief (the total range is a few times
-    larger); ``base_m`` the lowest elevation. About one valley per 25 km² and one ridge per
-    50 km² (at least one of each).
+    larger); ``base_m`` the lowest elevation; ``ruggedness_m`` the amplitude of the fractal
+    detail on rugged ground (1.5 m on plains). ``tilt_m``: a plane that lowers the scene by
+    that many metres across its width towards ``tilt_azimuth_deg`` (clockwise from north), so
+    that one side holds the lowest ground (a coast); it draws nothing, so ``tilt_m = 0`` leaves
+    the DEM unchanged. About one valley per 25 km² and one ridge per 50 km² (at least one of
+    each).
     """
     ny, nx = shape
     area_km2 = ny * nx * pixel_m**2 / 1e6
@@ -100,7 +105,8 @@ def make_terrain(rng: np.random.Generator, shape: tuple[int, int], pixel_m: floa
     detail = power_law_field(rng, shape, pixel_m, beta=3.8, corner_m=1500.0)
     ruggedness = 1.0 / (1.0 + np.exp(-3.0 * (macro - 0.3)))  # 0 on plains, 1 in mountains
     # softplus: the low ground flattens into plains, the high ground steepens into mountains
-    h = relief_m * 1.6 * np.logaddexp(0.0, 2.0 * macro) / 2.0 + (1.5 + 45.0 * ruggedness) * detail
+    h = (relief_m * 1.6 * np.logaddexp(0.0, 2.0 * macro) / 2.0
+         + (1.5 + ruggedness_m * ruggedness) * detail)
 
     valleys = [meander_path(rng, shape) for _ in range(max(1, int(round(area_km2 / 25.0))))]
     ridges = [meander_path(rng, shape, wiggle=0.5)
@@ -126,6 +132,11 @@ def make_terrain(rng: np.random.Generator, shape: tuple[int, int], pixel_m: floa
         summits = np.clip(0.6 + 0.5 * power_law_field(rng, shape, pixel_m, beta=4.0,
                                                       corner_m=2000.0, coarse=8), 0.1, 1.3)
         h = h + crest * 0.5 * (1.0 + np.cos(np.pi * g)) * summits * (0.6 + 0.4 * ruggedness)
+    if tilt_m:
+        a = np.radians(tilt_azimuth_deg)
+        rows, cols = np.mgrid[0:ny, 0:nx]
+        east, north = cols - (nx - 1) / 2.0, (ny - 1) / 2.0 - rows
+        h = h - tilt_m * (east * np.sin(a) + north * np.cos(a)) / max(nx - 1, 1)
     h = h - h.min() + base_m
     slope, aspect, dz_dx, dz_dy = slope_aspect(h, pixel_m)
     river_half_m = rng.uniform(8.0, 16.0)

@@ -77,9 +77,11 @@ def build_world(params: SceneParams) -> World:
     look = LookGeometry(p.heading_deg, p.incidence_deg)
     acq = Acquisition(p.start_date, p.revisit_days, p.n_dates, p.wavelength_mm, look)
     terrain = make_terrain(child_rng(seed, "terrain"), shape, p.pixel_m, p.relief_m,
-                           p.base_elevation_m)
+                           p.base_elevation_m, p.terrain_ruggedness_m, p.terrain_tilt_m,
+                           p.terrain_tilt_azimuth_deg)
     geometry = look_masks(terrain.dz_dx, terrain.dz_dy, look, terrain.dem_m, p.pixel_m)
-    cover = make_landcover(child_rng(seed, "landcover"), terrain, p.pixel_m)
+    cover = make_landcover(child_rng(seed, "landcover"), terrain, p.pixel_m, p.lake_share,
+                           p.bare_rank)
     rng = child_rng(seed, "amplitude")
     sigma0 = backscatter(rng, cover.lulc, cover.road, geometry, p.incidence_deg, p.pixel_m)
     sidelobe_parent, sigma0 = sidelobe_parents(sigma0, look, p.points.sidelobe_min_sigma0)
