@@ -121,3 +121,53 @@ def test_check_points_inside(points, rasters):
         ll = read_points(points, target_crs="EPSG:4326")
         with pytest.raises(PointsOutsideRasters, match="1 of 5"):
             check_points_inside(ll, stack)
+
+
+def test_grid_and_legend_of_a_geographic_dem(tmp_path, points, write_raster):
+    """A DEM in EPSG:4326 at 1": the grid is UTM 33N at the model's pixel size (or the DEM's
+    rounded one); CORINE codes in EPSG:3035 are recognised."""
+    tr = Transformer.from_crs("EPSG:32633", "EPSG:4326", always_xy=True)
+    lon0, lat0 = tr.transform(X0 - 1000, Y0 + 1000)
+    arc = 1 / 3600
+    dem = write_raster(tmp_path / "dem_ll.tif", np.full((150, 150), 500.0, np.float32),
+                       "EPSG:4326", Affine(arc, 0, lon0, 0, -arc, lat0), nodata=-9999)
+    to_laea = Transformer.from_crs("EPSG:32633", "EPSG:3035", always_xy=True)
+    lx, ly = to_laea.transform(X0 - 1500, Y0 + 1500)
+    codes = np.array([111, 211, 311, 512], np.uint16)[np.add.outer(np.arange(50) // 10,
+                                                                   np.arange(50) // 10) % 4]
+    lulc = write_raster(tmp_path / "clc.tif", codes, "EPSG:3035",
+                        Affine(100, 0, lx, 0, -100, ly), nodata=999)
+    r = inspect_inputs(points, dem=dem, lulc=lulc, strict=False, pixel_m=10)
+    assert (r.grid.crs, r.grid.pixel_m, r.grid.origin) == ("EPSG:32633", 10.0, "the points' CRS")
+    lon, lat = tr.transform(PX, PY)
+    ll = write_points(tmp_path / "ll.gpkg", np.asarray(lon), np.asarray(lat), "EPSG:4326",
+                      {"vel": np.zeros(5), "coh": np.ones(5)})
+    r = inspect_inputs(ll, dem=dem, lulc=lulc, strict=False, pixel_m=10)
+    assert (r.grid.crs, r.grid.pixel_m) == ("EPSG:32633", 10.0)
+    assert r.grid.origin == "UTM zone 33N chosen for a geographic DEM"
+    assert r.crs == "EPSG:32633"  # the points are reported in the grid's CRS
+    assert r.lulc_legend.legend == "corine" and r.lulc_legend.how == "detected"
+    assert r.lulc_legend.codes == [111, 211, 311, 512] and r.lulc_legend.unknown == []
+    text = format_report(r)
+    assert "grid       EPSG:32633 (UTM zone 33N chosen for a geographic DEM), 10 m pixels" \
+        in text
+    assert "land cover corine (detected; codes 111, 211, 311, 512)" in text
+    by = {x.name: x for x in r.rasters}
+    assert by["dem"].units == "degree" and 14 < by["dem"].margin_px < 16  # 400 m in ~26 m px
+    r = inspect_inputs(points, dem=dem, lulc=lulc, strict=False)  # DEM's own resolution
+    assert r.grid.pixel_m == 25.0  # 1" at 45°N: 30.9 m × 21.9 m
+
+
+def test_grid_of_a_projected_dem_and_undetected_legend(points, rasters):
+    dem, lulc, amp = rasters  # the LULC holds only code 3
+    r = inspect_inputs(points, dem=dem, lulc=lulc, amplitude=amp, strict=False,
+                       lulc_legend="worldcover")
+    assert (r.grid.crs, r.grid.pixel_m, r.grid.shape) == ("EPSG:32633", 10.0, (100, 120))
+    assert r.grid.origin == "the DEM's grid"
+    assert r.lulc_legend.legend == "worldcover" and r.lulc_legend.unknown == [3]
+    text = format_report(r)
+    assert "grid       EPSG:32633 (the DEM's grid), 10 m pixels, 120 x 100" in text
+    assert "codes not in the worldcover legend: 3" in text
+    r = inspect_inputs(points, dem=dem, lulc=lulc, strict=False, pixel_m=20)
+    assert r.grid.origin == "the points' CRS" and r.grid.shape == (50, 60)
+    assert {x.name: x for x in r.rasters}["dem"].margin_px == 80  # 40 px of 20 m in 10 m px

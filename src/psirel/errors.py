@@ -90,6 +90,13 @@ class RasterMismatch(PsirelError):
         super().__init__(f"{path}: {reason}")
 
 
+class LandCoverLegendError(PsirelError):
+    """A land-cover legend that is unknown, or that cannot be told from a raster's codes."""
+
+    def __init__(self, path: Path | str | None, reason: str):
+        super().__init__(f"{path}: {reason}" if path is not None else reason)
+
+
 class ModelError(PsirelError):
     """A model directory that is missing, corrupt, or does not match the data."""
 

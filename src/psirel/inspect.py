@@ -5,8 +5,11 @@ applies) and opens each raster given, and collects the facts in an :class:`Inspe
 :func:`format_report` renders them as plain text (no square brackets, so a rich console prints
 it verbatim).
 
-Patches are sampled on the DEM's grid and the other layers are resampled onto it, so a point
-outside the DEM grid has no data in any layer: such points are an error
+Patches are sampled on one grid (:func:`psirel.io.rasters.stack_grid`: the DEM's own, or the
+model's grid in the points' CRS, the DEM's or a UTM zone for a geographic DEM), reported as
+``grid``, together with the land-cover legend detected from the LULC raster. Every layer is
+resampled onto that grid, which covers the DEM, so a point outside the DEM grid has no data in
+any layer: such points are an error
 (:class:`~psirel.errors.PointsOutsideRasters`), here and in train/predict through
 :func:`check_points_inside`. Without a DEM, inspect reports points outside every raster given.
 """
@@ -14,15 +17,17 @@ outside the DEM grid has no data in any layer: such points are an error
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from pyproj import CRS, Transformer
 
-from psirel.errors import PointsOutsideRasters
+from psirel.errors import InvalidValues, PointsOutsideRasters
+from psirel.io import legends
+from psirel.io.grid import Grid, utm_zone_name
 from psirel.io.points import PointCloud, read_points
-from psirel.io.rasters import RasterStack, open_raster
+from psirel.io.rasters import RasterStack, open_raster, overview_codes, stack_grid
 
 HALF_PATCH_PX = 40  # half of an 80 px patch: closer to an edge, a patch needs padding
 METRES_PER_DEGREE = 111_320.0  # along a meridian; along a parallel times cos(latitude)
@@ -44,6 +49,27 @@ class RasterReport:
     outside: int  # points whose position is off the raster
     near_edge: int  # inside, but closer to the edge than half a patch
     margin_px: float  # that half patch in this raster's pixels
+
+
+@dataclass
+class GridReport:
+    """The grid patches are sampled on (see :func:`psirel.io.rasters.stack_grid`)."""
+
+    crs: str
+    pixel_m: float
+    shape: tuple[int, int]  # rows, cols
+    origin: str  # why this CRS / grid, in words ("the DEM's grid", "UTM zone 33N …")
+
+
+@dataclass
+class LegendReport:
+    """The land-cover legend: named, detected, or why it could not be detected."""
+
+    legend: str | None
+    how: str  # "given", "detected", "not detected"
+    codes: list[int]  # distinct codes of a decimated read of the raster over the grid
+    candidates: list[str]  # legends holding every code
+    unknown: list[int]  # codes (of ``codes``) the legend does not have
 
 
 @dataclass
@@ -69,6 +95,8 @@ class InspectReport:
     rasters: list[RasterReport] = field(default_factory=list)
     unusable: int = 0  # points with no raster data (outside the DEM grid / every raster)
     unusable_ids: list = field(default_factory=list)
+    grid: GridReport | None = None  # with a DEM
+    lulc_legend: LegendReport | None = None  # with a land-cover raster
 
 
 def _name(crs: CRS) -> str:
@@ -87,7 +115,8 @@ def _pixel_m(crs: CRS, transform, lat: float) -> tuple[float, float]:
 
 def inspect_inputs(points: Path | str, dem: Path | str | None = None,
                    lulc: Path | str | None = None, amplitude: Path | str | None = None,
-                   crs=None, label: str | None = None, *, strict: bool = True
+                   crs=None, label: str | None = None, *, strict: bool = True,
+                   pixel_m: float | None = None, lulc_legend: str | None = "auto"
                    ) -> InspectReport:
     """Read the points and open the rasters given; collect what a user should check.
 
@@ -98,22 +127,30 @@ def inspect_inputs(points: Path | str, dem: Path | str | None = None,
         label: training-label column (default ``reliable`` when present).
         strict: raise :class:`PointsOutsideRasters` when points have no raster data (outside
             the DEM grid, or without a DEM outside every raster); otherwise only count them.
+        pixel_m: the model's pixel size (m) for the grid report; None: the DEM's own grid
+            (a model grid at the DEM's resolution for a geographic DEM).
+        lulc_legend: land-cover legend to check the codes against; ``"auto"`` (default)
+            detects it and reports, without raising, when it cannot; None: none.
     """
     paths = {k: Path(v) for k, v in (("dem", dem), ("lulc", lulc), ("amplitude", amplitude))
              if v is not None}
     sources = {}
+    grid = None
+    legend = None
     try:
         for name, p in paths.items():
             sources[name] = open_raster(p, name)
-        ref = sources.get("dem")
-        if ref is None:
+        cloud = read_points(points, crs=crs, label=label)
+        if "dem" in sources:  # the grid patches are sampled on: its CRS is the stack's
+            grid = stack_grid(sources["dem"], pixel_m, crs=cloud.source_crs.to_wkt())
+            target = CRS.from_user_input(grid.crs.to_wkt())
+        else:
             ref = next((s for s in sources.values() if s.crs.is_projected), None)
-        target = CRS.from_user_input(ref.crs.to_wkt()) if ref is not None else None
-        cloud = read_points(points, crs=crs, label=label, target_crs=target)
+            target = CRS.from_user_input(ref.crs.to_wkt()) if ref is not None else None
+        cloud = _reproject(cloud, target)
         sx, sy = cloud.source_xy
         lat = _mean_latitude(cloud)
-        ref_px = _pixel_m(CRS.from_user_input(sources["dem"].crs.to_wkt()),
-                          sources["dem"].transform, lat) if "dem" in sources else None
+        ref_px = (grid.pixel_m, grid.pixel_m) if grid is not None else None
         rasters, inside = [], {}
         for name, src in sources.items():
             rcrs = CRS.from_user_input(src.crs.to_wkt())
@@ -138,6 +175,8 @@ def inspect_inputs(points: Path | str, dem: Path | str | None = None,
                 dtype=src.dtypes[0], nodata=None if src.nodata is None else float(src.nodata),
                 outside=int((~ok).sum()), near_edge=int((ok & (edge < margin)).sum()),
                 margin_px=margin))
+        if "lulc" in sources and lulc_legend is not None:
+            legend = _legend_report(sources["lulc"], grid, lulc_legend)
     finally:
         for s in sources.values():
             s.close()
@@ -151,7 +190,48 @@ def inspect_inputs(points: Path | str, dem: Path | str | None = None,
     if strict and unusable.any():
         raise PointsOutsideRasters(cloud.path, int(unusable.sum()), len(cloud),
                                    cloud.ids[unusable], where)
-    return _report(cloud, rasters, unusable)
+    report = _report(cloud, rasters, unusable)
+    report.grid = _grid_report(grid) if grid is not None else None
+    report.lulc_legend = legend
+    return report
+
+
+def _reproject(cloud: PointCloud, target: CRS | None) -> PointCloud:
+    """The cloud with ``x``/``y`` in ``target`` (as :func:`read_points` with ``target_crs``)."""
+    if target is None or target.equals(cloud.source_crs):
+        return cloud
+    tr = Transformer.from_crs(cloud.source_crs, target, always_xy=True)
+    x, y = (np.asarray(v, np.float64) for v in tr.transform(*cloud.source_xy))
+    bad = ~(np.isfinite(x) & np.isfinite(y))
+    if bad.any():
+        raise InvalidValues(cloud.path, "geometry", int(bad.sum()),
+                            f"points that cannot be transformed to {_name(target)}",
+                            cloud.ids[bad])
+    return replace(cloud, x=x, y=y, crs=target)
+
+
+def _grid_report(grid: Grid) -> GridReport:
+    origin = {"legacy": "the DEM's grid", "dem": "the DEM's CRS", "given": "the points' CRS",
+              "utm": f"{utm_zone_name(grid.crs)} chosen for a geographic DEM"}[grid.crs_source]
+    return GridReport(crs=_name(CRS.from_user_input(grid.crs.to_wkt())), pixel_m=grid.pixel_m,
+                      shape=grid.shape, origin=origin)
+
+
+def _legend_report(src, grid: Grid | None, lulc_legend: str) -> LegendReport:
+    """Codes of a decimated read of the LULC raster (over the grid when there is one) and the
+    legend they follow."""
+    codes = overview_codes(src, grid.bounds, grid.crs) if grid is not None \
+        else overview_codes(src)
+    candidates = legends.legend_candidates(codes)
+    if str(lulc_legend).strip().lower() == "auto":
+        name, how = legends.detect_legend(codes), "detected"
+        if name is None:
+            how = "not detected"
+    else:
+        name, how = legends.canonical(lulc_legend), "given"
+    unknown = legends.unknown_codes(codes, name) if name is not None else []
+    return LegendReport(legend=name, how=how, codes=codes, candidates=candidates,
+                        unknown=unknown)
 
 
 def _mean_latitude(cloud: PointCloud) -> float:
@@ -248,7 +328,27 @@ def format_report(report: InspectReport) -> str:
         if r.unusable:
             ids = ", ".join(map(str, r.unusable_ids))
             lines.append(f"  {r.unusable:,} points have no raster data (first ids: {ids})")
+    if r.grid:
+        g = r.grid
+        lines.append(f"grid       {g.crs} ({g.origin}), {g.pixel_m:g} m pixels, "
+                     f"{g.shape[1]} x {g.shape[0]}")
+    if r.lulc_legend:
+        lg = r.lulc_legend
+        codes = _codes(lg.codes)
+        if lg.legend is None:
+            why = (f"fits {' and '.join(lg.candidates)}" if lg.candidates
+                   else "no known legend has all of them")
+            lines.append(f"land cover legend not detected (codes {codes}; {why}); known: "
+                         f"{', '.join(legends.LEGENDS)}")
+        else:
+            lines.append(f"land cover {lg.legend} ({lg.how}; codes {codes})")
+            if lg.unknown:
+                lines.append(f"  codes not in the {lg.legend} legend: {_codes(lg.unknown)}")
     if r.warnings:
         lines.append("warnings")
         lines += [f"  - {w}" for w in r.warnings]
     return "\n".join(lines)
+
+
+def _codes(codes: list[int], most: int = 16) -> str:
+    return (", ".join(map(str, codes[:most])) + (" …" if len(codes) > most else "")) or "none"
