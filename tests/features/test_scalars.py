@@ -5,6 +5,7 @@ import pytest
 
 from psirel.features.scalars import SCALAR_FEATURES, scalar_features
 from psirel.features.series import SERIES_FEATURES
+from psirel.features.temporal import TEMPORAL_FEATURES
 
 
 def col(f: np.ndarray, name: str) -> np.ndarray:
@@ -23,7 +24,7 @@ def test_columns_and_values(dates):
     coh = np.array([0.9, 0.4])
     f, names = scalar_features(v, coh, series, dates)
     assert names == SCALAR_FEATURES == ["velocity_mm_yr", "coherence", *SERIES_FEATURES,
-                                        "velocity_minus_series_mm_yr"]
+                                        "velocity_minus_series_mm_yr", *TEMPORAL_FEATURES]
     assert f.shape == (2, len(names)) and f.dtype == np.float32
     np.testing.assert_array_equal(col(f, "velocity_mm_yr"), v)
     np.testing.assert_allclose(col(f, "coherence"), coh)
@@ -38,6 +39,7 @@ def test_without_series():
         assert f.shape == (3, len(names))
         np.testing.assert_array_equal(col(f, "velocity_mm_yr"), v.astype(np.float32))
         assert not col(f, "series_present").any()
+        assert not col(f, "temporal_present").any()
         assert not col(f, "velocity_minus_series_mm_yr").any()   # no series: no mismatch
         assert not f[:, 2:].any()
 

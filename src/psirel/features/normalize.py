@@ -26,6 +26,7 @@ import numpy as np
 
 from psirel.errors import PsirelError
 from psirel.features.patches import BLOCK_PX, PATCH_PX, gather_patches, iter_patch_chunks
+from psirel.features.temporal import PRESCALED_FEATURES, SCALE_FLOORS
 from psirel.io.rasters import LAYERS, RasterStack
 
 FORMAT = "psirel-normalizer/1"
@@ -271,13 +272,25 @@ class Normalizer:
 
 
 # ---------------------------------------------------------------------- fitting
-def _robust_centre_scale(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _robust_centre_scale(feats: np.ndarray, names: list[str] | None = None
+                         ) -> tuple[np.ndarray, np.ndarray]:
     """Per-column median and 1.4826·MAD over finite values (std where the MAD is 0, 1 where
     both are). PSI features are heavy-tailed (an unwrapping jump is 28 mm against 1–2 mm of
-    noise): a mean/std would be dragged by the tail and squash the bulk towards 0."""
+    noise): a mean/std would be dragged by the tail and squash the bulk towards 0.
+
+    Two exceptions, by column name. Columns in :data:`PRESCALED_FEATURES` (quantiles of
+    ``r / s``, correlations, pair weights, a flag: dimensionless and of unit order by
+    construction) keep centre 0 and scale 1: a per-column fit would blow up the middle quantiles,
+    whose spread over points is only their sampling noise (large at 9 dates, small at 300), and
+    turn a flag's rare value into an extreme. Columns in :data:`SCALE_FLOORS` (logs of date
+    counts and spans, constant within a stack) get at least that scale, so a training set from
+    one sensor does not make another sensor's stack an extreme value."""
     n_cols = feats.shape[1]
     centre, scale = np.zeros(n_cols), np.ones(n_cols)
     for j in range(n_cols):
+        name = names[j] if names is not None else None
+        if name in PRESCALED_FEATURES:
+            continue
         col = feats[:, j][np.isfinite(feats[:, j])]
         if col.size == 0:
             continue
@@ -285,6 +298,7 @@ def _robust_centre_scale(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mad = 1.4826 * np.median(np.abs(col - centre[j]))
         sd = col.std()
         scale[j] = mad if mad > 1e-9 * max(abs(centre[j]), 1.0) else (sd if sd > 0 else 1.0)
+        scale[j] = max(scale[j], SCALE_FLOORS.get(name, 0.0))
     return centre, scale
 
 
@@ -326,7 +340,8 @@ def fit_normalizer(stack: RasterStack, x: np.ndarray, y: np.ndarray, scalar_feat
     * DEM and amplitude statistics: over valid pixels of the patches of a deterministic sample of
       ``min(sample, n)`` points (``numpy.random.default_rng(seed)``, without replacement).
     * Scalar statistics: robust centre and scale (median, 1.4826·MAD) of every column of
-      ``scalar_feats [n, S]`` over finite values (see :meth:`Normalizer.scalars`).
+      ``scalar_feats [n, S]`` over finite values (see :meth:`Normalizer.scalars`); the
+      temporal block's pre-scaled columns keep (0, 1), see :func:`_robust_centre_scale`.
     """
     if lulc_source not in ("raster", "patches"):
         raise ValueError(f"lulc_source must be 'raster' or 'patches', got {lulc_source!r}")
@@ -376,7 +391,7 @@ def fit_normalizer(stack: RasterStack, x: np.ndarray, y: np.ndarray, scalar_feat
     else:
         codes = sorted(patch_codes)
 
-    s_mean, s_std = _robust_centre_scale(feats)
+    s_mean, s_std = _robust_centre_scale(feats, list(scalar_names))
 
     return Normalizer(lulc_codes=codes, dem_rel_std_m=dem_std if dem_std > 0 else 1.0,
                       amp_db_mean=amp_mean, amp_db_std=amp_std if amp_std > 0 else 1.0,

@@ -1,5 +1,10 @@
 """Per-point scalar features: the PSI product's own velocity and coherence, plus series statistics.
 
+Columns: :data:`BASE_FEATURES`, the series statistics
+(:data:`~psirel.features.series.SERIES_FEATURES`), the velocity mismatch, then the temporal block
+(:data:`~psirel.features.temporal.TEMPORAL_FEATURES`), contiguous and last: a model with a
+temporal encoder takes it by position (:data:`TEMPORAL_START`, set from the names).
+
 The column order is fixed by :func:`scalar_features` and recorded (as names) in the model's
 :class:`~psirel.features.normalize.Normalizer`, which refuses a different set at inference.
 """
@@ -9,12 +14,14 @@ from __future__ import annotations
 import numpy as np
 
 from psirel.features.series import C_BAND_WAVELENGTH_MM, SERIES_FEATURES, series_features
+from psirel.features.temporal import TEMPORAL_FEATURES, temporal_features
 
 BASE_FEATURES = ["velocity_mm_yr", "coherence"]
 # The product's velocity minus the series fit's: a processor's velocity that the series does not
 # support (or the reverse) is itself a sign of trouble. 0 without a series.
 MISMATCH_FEATURE = "velocity_minus_series_mm_yr"
-SCALAR_FEATURES = [*BASE_FEATURES, *SERIES_FEATURES, MISMATCH_FEATURE]
+SCALAR_FEATURES = [*BASE_FEATURES, *SERIES_FEATURES, MISMATCH_FEATURE, *TEMPORAL_FEATURES]
+TEMPORAL_START = SCALAR_FEATURES.index(TEMPORAL_FEATURES[0])
 
 
 def scalar_features(velocity_mm_yr: np.ndarray, coherence: np.ndarray,
@@ -48,5 +55,6 @@ def scalar_features(velocity_mm_yr: np.ndarray, coherence: np.ndarray,
     fit_v = sf[:, names.index("series_velocity_mm_yr")].astype(np.float64)
     present = sf[:, names.index("series_present")] > 0
     mismatch = np.where(present, v - fit_v, 0.0)
-    feats = np.column_stack([v, c, sf.astype(np.float64), mismatch]).astype(np.float32)
+    tf, _ = temporal_features(series_mm, dates)
+    feats = np.column_stack([v, c, sf.astype(np.float64), mismatch, tf]).astype(np.float32)
     return feats, list(SCALAR_FEATURES)

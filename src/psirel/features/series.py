@@ -22,6 +22,11 @@ Features (``SERIES_FEATURES``, units in the names):
 * ``series_valid_frac``: fraction of dates with a finite value.
 * ``series_present``: 1 when the point has at least two finite dates, else 0 (then all other
   features are 0).
+* ``series_velocity_stderr_mm_yr``: the OLS standard error of the slope from the residual
+  scatter, ``series_residual_std_mm / sqrt(Σ (t − t̄)²)`` over the finite dates (``t`` in years),
+  the line-fit formula of the expert labels (:func:`psirel.scene.labels.velocity_noise_sigma`).
+  The residual std alone does not transfer between sensors: the same scatter gives a velocity
+  about five times less certain with 9 dates over a year than with 60 over two.
 
 Steps and lags run over consecutive *finite* dates: a gap (NaN) is bridged, not a step.
 """
@@ -34,6 +39,7 @@ SERIES_FEATURES = [
     "series_velocity_mm_yr", "series_seasonal_amp_mm", "series_residual_std_mm",
     "series_residual_mad_mm", "series_residual_lag1", "series_max_step_mm",
     "series_step_noise_mm", "series_halfwave_jumps", "series_valid_frac", "series_present",
+    "series_velocity_stderr_mm_yr",
 ]
 _I = {name: i for i, name in enumerate(SERIES_FEATURES)}
 C_BAND_WAVELENGTH_MM = 55.5
@@ -59,7 +65,7 @@ def design_matrix(dates: np.ndarray) -> tuple[np.ndarray, bool]:
     return np.stack(cols, axis=1) if n else np.zeros((0, len(cols))), seasonal
 
 
-def _fit(a: np.ndarray, d: np.ndarray, ok: np.ndarray, seasonal: bool
+def fit_rows(a: np.ndarray, d: np.ndarray, ok: np.ndarray, seasonal: bool
          ) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares coefficients ``[N, 4]`` of ``d [N, T]`` on ``a [T, p]`` and the number of
     parameters each row used.
@@ -87,14 +93,43 @@ def _fit(a: np.ndarray, d: np.ndarray, ok: np.ndarray, seasonal: bool
                 continue
             ap = a[:, :p]
             w = ok[rows].astype(np.float64)
-            gram = np.einsum("nt,ti,tj->nij", w, ap, ap)
-            rhs = np.einsum("nt,ti->ni", np.where(ok[rows], d[rows], 0.0), ap)
-            coef[rows, :p] = np.einsum("nij,nj->ni", np.linalg.pinv(gram), rhs)
+            gram = (w @ (ap[:, :, None] * ap[:, None, :]).reshape(len(ap), p * p)
+                    ).reshape(len(rows), p, p)
+            rhs = np.where(ok[rows], d[rows], 0.0) @ ap
+            coef[rows, :p] = solve_normal(gram, rhs)
             n_par[rows] = p
     return coef, n_par
 
 
-def _nanmedian_rows(v: np.ndarray) -> np.ndarray:
+def solve_normal(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """``gram⁺ rhs`` for a batch ``[n, p, p]``, ``[n, p]``: an LU solve where the system is well
+    posed, the pseudo-inverse (minimum-norm solution) only where it is (nearly) singular. The
+    pseudo-inverse's SVD costs ~20× the solve, and ill-posed rows (no two distinct dates) are
+    rare. Well posed: ``det(G) / Π diag(G)`` (1 for orthogonal columns, 0 when singular) above
+    ``1e-10``."""
+    diag = np.diagonal(gram, axis1=1, axis2=2).prod(axis=1)
+    ratio = np.linalg.det(gram) / np.where(diag > 0, diag, 1.0)
+    well = (diag > 0) & (ratio > 1e-10)
+    out = np.zeros(rhs.shape)
+    if well.any():
+        out[well] = np.linalg.solve(gram[well], rhs[well][..., None])[..., 0]
+    if not well.all():
+        bad = ~well
+        out[bad] = np.einsum("nij,nj->ni", np.linalg.pinv(gram[bad]), rhs[bad])
+    return out
+
+
+def time_spread_yr2(t_yr: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """``Σ (t − t̄)²`` (yr²) of each row over its finite dates: ``t_yr [T]``, ``ok [N, T]`` →
+    ``[N]``. ``t_yr`` should be centred (the design matrix's column 1), so that the one-pass
+    form loses no precision."""
+    w = ok.astype(np.float64)
+    k = w.sum(axis=1)
+    s1, s2 = w @ t_yr, w @ (t_yr * t_yr)
+    return np.maximum(s2 - s1 * s1 / np.maximum(k, 1.0), 0.0)
+
+
+def nanmedian_rows(v: np.ndarray) -> np.ndarray:
     """Median of each row ignoring NaN (0 for an all-NaN row).
 
     Complete rows use a linear-time partition; rows with gaps a sort (NaN sorts last). Both are
@@ -118,9 +153,9 @@ def _nanmedian_rows(v: np.ndarray) -> np.ndarray:
     return med
 
 
-def _nanmad(v: np.ndarray) -> np.ndarray:
+def nanmad_rows(v: np.ndarray) -> np.ndarray:
     """Median absolute deviation of each row, ignoring NaN (0 for an all-NaN row)."""
-    return _nanmedian_rows(np.abs(v - _nanmedian_rows(v)[:, None]))
+    return nanmedian_rows(np.abs(v - nanmedian_rows(v)[:, None]))
 
 
 def _block_features(d: np.ndarray, a: np.ndarray, seasonal: bool, half_wave_mm: float
@@ -139,14 +174,17 @@ def _block_features(d: np.ndarray, a: np.ndarray, seasonal: bool, half_wave_mm: 
     # Series with a single date cannot be fitted; drop them from the fit (their row stays zero).
     d = np.where(ok & present[:, None], d, np.nan)
     ok &= present[:, None]
-    coef, n_par = _fit(a, d, ok, seasonal)
+    coef, n_par = fit_rows(a, d, ok, seasonal)
     f[:, _I["series_velocity_mm_yr"]] = coef[:, 1]
     f[:, _I["series_seasonal_amp_mm"]] = np.hypot(coef[:, 2], coef[:, 3])
     r = d - coef[:, :p] @ a.T                              # NaN at gaps
     r0 = np.where(ok, r, 0.0)
     dof = np.maximum(k - n_par, 1)
     f[:, _I["series_residual_std_mm"]] = np.sqrt((r0 * r0).sum(axis=1) / dof)
-    f[:, _I["series_residual_mad_mm"]] = MAD_TO_STD * _nanmad(r)
+    f[:, _I["series_residual_mad_mm"]] = MAD_TO_STD * nanmad_rows(r)
+    sxx = time_spread_yr2(a[:, 1], ok)
+    f[:, _I["series_velocity_stderr_mm_yr"]] = np.where(
+        sxx > 0, f[:, _I["series_residual_std_mm"]] / np.sqrt(np.where(sxx > 0, sxx, 1.0)), 0.0)
     # Consecutive finite dates: gaps are bridged, not counted as steps or lags.
     last = np.where(ok, np.arange(t), -1)
     prev_idx = np.maximum.accumulate(last, axis=1)[:, :-1]    # last finite date before j + 1
@@ -164,13 +202,14 @@ def _block_features(d: np.ndarray, a: np.ndarray, seasonal: bool, half_wave_mm: 
                                                              axis=1), np.nan)
     sabs = np.abs(steps)
     f[:, _I["series_max_step_mm"]] = np.where(np.isfinite(sabs), sabs, 0.0).max(axis=1)
-    noise = MAD_TO_STD * _nanmad(steps)
+    noise = MAD_TO_STD * nanmad_rows(steps)
     f[:, _I["series_step_noise_mm"]] = noise
     mult = np.rint(sabs / half_wave_mm)
     near = np.abs(sabs - mult * half_wave_mm) <= JUMP_TOLERANCE_WAVELENGTHS * 2 * half_wave_mm
     jump = (mult >= 1) & near & (sabs > JUMP_NOISE_FACTOR * noise[:, None])
     f[:, _I["series_halfwave_jumps"]] = jump.sum(axis=1)
     f[~present, :_I["series_valid_frac"]] = 0.0  # no fit without two dates
+    f[~present, _I["series_velocity_stderr_mm_yr"]] = 0.0
     return f
 
 

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from psirel.models.convnext import ConvNeXt
 from psirel.models.lulc import lulc_indices
 from psirel.models.patch_summary import PatchSummary
+from psirel.models.temporal import TemporalScalars
 
 FUSIONS = ("concat", "film")
 
@@ -63,6 +64,14 @@ class PointwiseEncoder(nn.Module):
         patch_summary (bool): feed the scalar MLP the patch's summary statistics
             (:class:`~psirel.models.patch_summary.PatchSummary`: relief gradients, amplitude
             and land-cover composition) beside the scalars. (default: False)
+        temporal (bool): the scalars hold the temporal block of
+            :mod:`psirel.features.temporal` at columns ``[temporal_start, temporal_start +
+            Q + 2L + E)``; a :class:`~psirel.models.temporal.TemporalEncoder` embeds it
+            (``temporal_dim`` wide) and the embedding replaces those columns at the scalar
+            MLP's input. (default: False)
+        temporal_start, temporal_quantiles, temporal_lags, temporal_extra, temporal_dim: the
+            block's first column, its layout (Q, L, E) and the embedding width.
+            (default: 0, 16, 6, 5, 32)
 
     Shapes: patches ``[B, 4, H, W]`` (80×80 by default), scalars ``[B, S]`` → ``[B, D]``.
     """
@@ -79,6 +88,12 @@ class PointwiseEncoder(nn.Module):
         scalar_hidden: int = 32,
         drop_path_rate: float = 0.0,
         patch_summary: bool = False,
+        temporal: bool = False,
+        temporal_start: int = 0,
+        temporal_quantiles: int = 16,
+        temporal_lags: int = 6,
+        temporal_extra: int = 5,
+        temporal_dim: int = 32,
     ):
         super().__init__()
         if fusion not in FUSIONS:
@@ -91,7 +106,11 @@ class PointwiseEncoder(nn.Module):
         self.cnn = ConvNeXt(3 + lulc_dim, depths, dims, drop_path_rate=drop_path_rate)
         f = self.cnn.num_features
         self.summary = PatchSummary(n_lulc) if patch_summary else None
-        n_in = n_scalars + (self.summary.num_features if self.summary is not None else 0)
+        self.temporal = (TemporalScalars(n_scalars, temporal_start, temporal_quantiles,
+                                         temporal_lags, temporal_extra, temporal_dim)
+                         if temporal else None)
+        n_in = (self.temporal.num_features if self.temporal is not None else n_scalars) \
+            + (self.summary.num_features if self.summary is not None else 0)
         self.scalar_mlp = nn.Sequential(
             nn.Linear(n_in, scalar_hidden), nn.GELU(),
             nn.Linear(scalar_hidden, scalar_hidden), nn.GELU(),
@@ -108,6 +127,8 @@ class PointwiseEncoder(nn.Module):
     def reset_parameters(self) -> None:
         nn.init.normal_(self.lulc.weight, std=1.0)
         self.cnn.reset_parameters()
+        if self.temporal is not None:
+            self.temporal.encoder.reset_parameters()
         for m in self.scalar_mlp:
             if isinstance(m, nn.Linear):
                 m.reset_parameters()
@@ -137,6 +158,8 @@ class PointwiseEncoder(nn.Module):
 
     def forward(self, patches: Tensor, scalars: Tensor) -> Tensor:
         f = self.cnn.forward_stages(self.cnn.stem[1](self.stem_conv(patches)))
+        if self.temporal is not None:
+            scalars = self.temporal(scalars)
         if self.summary is not None:
             scalars = torch.cat([scalars, self.summary(patches)], dim=-1)
         s = self.scalar_mlp(scalars)

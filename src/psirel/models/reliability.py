@@ -44,6 +44,10 @@ class ModelConfig:
     ``patch_summary`` computes the statistics as maps, :mod:`psirel.models.summary_maps`).
     ``patch_px`` is the patch side in pixels the model is built for (export shapes and the FLOP
     count; the ConvNeXt itself accepts any side ≥ 32).
+    ``temporal`` embeds the scalars' temporal block (:mod:`psirel.features.temporal`, columns
+    ``[temporal_start, temporal_start + Q + 2L + E)`` with ``Q, L, E = temporal_quantiles,
+    temporal_lags, temporal_extra``) with a :class:`~psirel.models.temporal.TemporalEncoder`
+    of width ``temporal_dim`` before the scalar MLP; False for models saved before it existed.
     """
 
     n_lulc: int
@@ -69,6 +73,12 @@ class ModelConfig:
     patch_summary: bool = False
     encoder: str = "patch"
     patch_px: int = 80
+    temporal: bool = False
+    temporal_start: int = 0
+    temporal_quantiles: int = 16
+    temporal_lags: int = 6
+    temporal_extra: int = 5
+    temporal_dim: int = 32
 
     def __post_init__(self) -> None:
         self.depths = tuple(int(d) for d in self.depths)
@@ -83,9 +93,20 @@ class ModelConfig:
             raise ValueError(f"gnn must be one of {GNN_KINDS}, not {self.gnn!r}")
         if len(self.depths) != len(self.dims):
             raise ValueError(f"depths {self.depths} and dims {self.dims} differ in length")
+        n_block = self.temporal_quantiles + 2 * self.temporal_lags + self.temporal_extra
+        if self.temporal and not 0 <= self.temporal_start <= self.n_scalars - n_block:
+            raise ValueError(f"temporal block [{self.temporal_start}, "
+                             f"{self.temporal_start + n_block}) lies outside the "
+                             f"{self.n_scalars} scalar columns")
         if self.gnn in ("unimp", "gatv2") and self.gnn_hidden % self.heads:
             raise ValueError(f"gnn_hidden ({self.gnn_hidden}) must be a multiple of heads "
                              f"({self.heads})")
+
+    def temporal_kwargs(self) -> dict:
+        """The PW encoders' temporal arguments."""
+        return {k: getattr(self, k) for k in (
+            "temporal", "temporal_start", "temporal_quantiles", "temporal_lags",
+            "temporal_extra", "temporal_dim")}
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -211,13 +232,13 @@ class ReliabilityModel(nn.Module):
                 n_lulc=cfg.n_lulc, n_scalars=cfg.n_scalars, lulc_dim=cfg.lulc_dim,
                 emb_dim=cfg.emb_dim, depths=cfg.depths, dims=cfg.dims,
                 scalar_hidden=cfg.scalar_hidden, drop_path_rate=cfg.drop_path_rate,
-                summary=cfg.patch_summary)
+                summary=cfg.patch_summary, **cfg.temporal_kwargs())
         else:
             self.pointwise = PointwiseEncoder(
                 n_lulc=cfg.n_lulc, n_scalars=cfg.n_scalars, lulc_dim=cfg.lulc_dim,
                 emb_dim=cfg.emb_dim, fusion=cfg.fusion, depths=cfg.depths, dims=cfg.dims,
                 scalar_hidden=cfg.scalar_hidden, drop_path_rate=cfg.drop_path_rate,
-                patch_summary=cfg.patch_summary,
+                patch_summary=cfg.patch_summary, **cfg.temporal_kwargs(),
             )
         self.edge_summary = None
         if cfg.gnn == "none":

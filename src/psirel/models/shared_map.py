@@ -35,6 +35,7 @@ from psirel.models.convnext import ConvNeXt
 from psirel.models.lulc import lulc_indices
 from psirel.models.map_sampling import sample_at
 from psirel.models.summary_maps import SummaryMaps
+from psirel.models.temporal import TemporalScalars
 
 FOOTPRINT_PX = 80
 FOOTPRINT_GRID = 4
@@ -54,13 +55,19 @@ class SharedMapEncoder(nn.Module):
             (:class:`~psirel.models.summary_maps.SummaryMaps`). (default: False)
         footprint_px (int): side of the pooled footprint of the last stage. (default: 80)
         grid (int): bins per side of that pooling. (default: 4)
+        temporal, temporal_start, temporal_quantiles, temporal_lags, temporal_extra,
+            temporal_dim: embed the scalars' temporal block with a
+            :class:`~psirel.models.temporal.TemporalEncoder` before the scalar MLP, as in
+            :class:`~psirel.models.pointwise.PointwiseEncoder`. (default: False, 0, 16, 6, 5, 32)
     """
 
     def __init__(self, n_lulc: int, n_scalars: int, lulc_dim: int = 4, emb_dim: int = 64,
                  depths: Sequence[int] = (2, 2, 4, 2), dims: Sequence[int] = (12, 24, 48, 96),
                  scalar_hidden: int = 32, footprint_px: int = FOOTPRINT_PX,
                  grid: int = FOOTPRINT_GRID, drop_path_rate: float = 0.0,
-                 summary: bool = False):
+                 summary: bool = False, temporal: bool = False, temporal_start: int = 0,
+                 temporal_quantiles: int = 16, temporal_lags: int = 6, temporal_extra: int = 5,
+                 temporal_dim: int = 32):
         super().__init__()
         if n_lulc < 1:
             raise ValueError(f"n_lulc must be ≥ 1 (class 0 = unknown), not {n_lulc}")
@@ -70,7 +77,11 @@ class SharedMapEncoder(nn.Module):
         n_feat = sum(self.cnn.dims)
         self.sample_norm = nn.LayerNorm(n_feat, eps=1e-6)
         self.summary = SummaryMaps(n_lulc) if summary else None
-        n_in = n_scalars + (self.summary.num_features if self.summary is not None else 0)
+        self.temporal = (TemporalScalars(n_scalars, temporal_start, temporal_quantiles,
+                                         temporal_lags, temporal_extra, temporal_dim)
+                         if temporal else None)
+        n_in = (self.temporal.num_features if self.temporal is not None else n_scalars) \
+            + (self.summary.num_features if self.summary is not None else 0)
         self.scalar_mlp = nn.Sequential(
             nn.Linear(n_in, scalar_hidden), nn.GELU(),
             nn.Linear(scalar_hidden, scalar_hidden), nn.GELU(),
@@ -105,6 +116,8 @@ class SharedMapEncoder(nn.Module):
 
     def forward(self, window: Tensor, rc: Tensor, scalars: Tensor) -> Tensor:
         f = self.point_features(self.feature_maps(window), rc, window.shape[-2], window.shape[-1])
+        if self.temporal is not None:
+            scalars = self.temporal(scalars)
         if self.summary is not None:
             scalars = torch.cat([scalars, self.summary(window, rc)], dim=-1)
         return self.act(self.proj(torch.cat([f, self.scalar_mlp(scalars)], dim=-1)))
