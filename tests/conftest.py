@@ -75,7 +75,8 @@ def _train_tiny(tiny_scene, tmp_path_factory, name: str, *extra: str) -> Path:
 
     out = tmp_path_factory.mktemp(name) / "model"
     code = main(["train", *scene_args(tiny_scene), "--out", str(out), "--epochs", "1",
-                 "--max-steps", "2", "--batch-size", "128", "--seed", "3", *extra])
+                 "--max-steps", "2", "--batch-size", "128", "--seed", "3", "--ensemble", "2",
+                 *extra])
     assert code == 0
     return out
 

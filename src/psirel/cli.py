@@ -21,13 +21,18 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 PointsOpt = Annotated[Path, typer.Option("--points", help="Point cloud: .gpkg .shp .fgb .parquet "
                                                          ".csv (incl. EGMS CSV)")]
-DemOpt = Annotated[Path, typer.Option("--dem", help="DEM GeoTIFF (m), projected CRS")]
+DemOpt = Annotated[Path, typer.Option("--dem", help="DEM (m), any CRS: resampled onto the "
+                                                   "model's grid")]
 LulcOpt = Annotated[Path, typer.Option("--lulc", help="Land-cover GeoTIFF (class codes)")]
 AmpOpt = Annotated[Path, typer.Option("--amplitude", help="Mean SAR amplitude GeoTIFF")]
 CrsOpt = Annotated[str | None, typer.Option("--crs", help="CRS of the points when the file has "
                                                           "none (e.g. EPSG:3035)")]
 LabelOpt = Annotated[str | None, typer.Option("--label", help="Label column (1 reliable, "
                                                               "0 unreliable); default 'reliable'")]
+LegendOpt = Annotated[str | None, typer.Option(
+    "--lulc-legend", help="Land-cover product of --lulc: worldcover | corine | nlcd | cci | "
+                          "dynamic_world (default: its LULC_LEGEND tag, else detected from its "
+                          "codes)")]
 
 
 def _console():
@@ -42,8 +47,14 @@ def synth(out_dir: Annotated[Path, typer.Argument(help="Folder for the scene's f
           seed: Annotated[int, typer.Option("--seed")] = 0,
           size_px: Annotated[int | None, typer.Option("--size-px", help="Raster side (px); "
                                                       "default from the point count")] = None,
-          pixel_m: Annotated[float, typer.Option("--pixel-m", help="Pixel size (m)")] = 10.0,
+          pixel_m: Annotated[float | None, typer.Option(
+              "--pixel-m", help="Pixel size (m); default: drawn (random world) or 10")] = None,
           fmt: Annotated[str, typer.Option("--format", help="gpkg | shp | parquet | csv")] = "gpkg",
+          world: Annotated[str, typer.Option(
+              "--world", help="random: the seed draws its own sensor, revisit, dates, pixel "
+                              "size, terrain, land-cover product and mix of causes; default: "
+                              "the reference world (C band, 12 days, hills, WorldCover)")
+                           ] = "random",
           ) -> None:
     """Generate a realistic synthetic PSI scene: points with series and labels, DEM, LULC,
     amplitude."""
@@ -57,31 +68,51 @@ def synth(out_dir: Annotated[Path, typer.Argument(help="Folder for the scene's f
     with Progress(transient=True, console=_console(), disable=not sys.stdout.isatty()) as bar:
         task = bar.add_task("points", total=points)
         scene = generate_scene(out_dir, n_points=points, seed=seed, size_px=size_px,
-                               pixel_m=pixel_m, fmt=fmt,
+                               pixel_m=pixel_m, fmt=fmt, world=world,
                                progress=lambda done, total: bar.update(task, completed=done))
     dt = time.perf_counter() - t0
     rates = scene.get("label_rates", {})
     unrel = rates.get("unreliable", rates.get("overall_unreliable"))
+    drawn = scene.get("world", {})
+    what = f" ({drawn['name']})" if "name" in drawn else ""
     _console().print(f"scene written to [bold]{out_dir}[/] in {dt:.1f} s: {points:,} points"
-                     + (f", {unrel:.1%} unreliable" if isinstance(unrel, float) else ""))
+                     + (f", {unrel:.1%} unreliable" if isinstance(unrel, float) else "") + what)
 
 
 @app.command()
 def inspect(points: PointsOpt, dem: Annotated[Path | None, typer.Option("--dem")] = None,
             lulc: Annotated[Path | None, typer.Option("--lulc")] = None,
             amplitude: Annotated[Path | None, typer.Option("--amplitude")] = None,
-            crs: CrsOpt = None, label: LabelOpt = None) -> None:
+            crs: CrsOpt = None, label: LabelOpt = None, lulc_legend: LegendOpt = None,
+            pixel_m: Annotated[float | None, typer.Option(
+                "--pixel-m", help="Grid pixel size to check (m); default the DEM's")] = None,
+            ) -> None:
     """Validate inputs and print what psirel understood of them before a long run."""
     from psirel.inspect import format_report, inspect_inputs
 
-    report = inspect_inputs(points, dem=dem, lulc=lulc, amplitude=amplitude, crs=crs, label=label)
+    report = inspect_inputs(points, dem=dem, lulc=lulc, amplitude=amplitude, crs=crs, label=label,
+                            pixel_m=pixel_m, lulc_legend=lulc_legend or "auto")
     _console().print(format_report(report), highlight=False)
 
 
 @app.command()
-def train(points: PointsOpt, dem: DemOpt, lulc: LulcOpt, amplitude: AmpOpt,
-          out: Annotated[Path, typer.Option("--out", help="Model directory to write")],
-          label: LabelOpt = None, crs: CrsOpt = None,
+def train(out: Annotated[Path, typer.Option("--out", help="Model directory to write")],
+          points: Annotated[Path | None, typer.Option(
+              "--points", help="One labelled cloud (with --dem/--lulc/--amplitude); or --clouds"
+              )] = None,
+          dem: Annotated[Path | None, typer.Option("--dem", help="DEM GeoTIFF (m)")] = None,
+          lulc: Annotated[Path | None, typer.Option("--lulc", help="Land-cover GeoTIFF")] = None,
+          amplitude: Annotated[Path | None, typer.Option("--amplitude",
+                                                         help="Mean SAR amplitude GeoTIFF")
+                               ] = None,
+          clouds: Annotated[Path | None, typer.Option(
+              "--clouds", help="CSV of labelled clouds, one a row: points,dem,lulc,amplitude "
+                               "and optional label,crs,split (train|val); paths relative to it")
+                            ] = None,
+          label: LabelOpt = None, crs: CrsOpt = None, lulc_legend: LegendOpt = None,
+          pixel_m: Annotated[float | None, typer.Option(
+              "--pixel-m", help="The model's grid pixel size (m): every raster is resampled "
+                                "onto it; default the (first) DEM's")] = None,
           gnn: Annotated[str, typer.Option("--gnn", help="unimp | gatv2 | gen")] = "unimp",
           epochs: Annotated[int, typer.Option("--epochs")] = 12,
           seed: Annotated[int, typer.Option("--seed")] = 0,
@@ -101,11 +132,33 @@ def train(points: PointsOpt, dem: DemOpt, lulc: LulcOpt, amplitude: AmpOpt,
               "--patch-summary/--no-patch-summary",
               help="Feed the patch's summary statistics (relief gradients, amplitude, land-cover "
                    "mix) to the scalar branch (as maps with --encoder shared-map)")] = True,
+          ensemble: Annotated[int, typer.Option(
+              "--ensemble", help="Independently seeded members: their mean is 'reliability', "
+                                 "their spread 'reliability_std'")] = 3,
           ) -> None:
-    """Train the reliability model (PW encoder + GNN), its pointwise-only twin and baselines."""
+    """Train the reliability model (PW encoder + GNN), its pointwise-only twin and baselines,
+    on one labelled cloud or on several (--clouds)."""
     from psirel.cli_progress import TrainReporter
+    from psirel.train.clouds import CloudSpec, read_clouds_csv
     from psirel.train.loop import TrainSettings
-    from psirel.train.trainer import train as run_train
+    from psirel.train.trainer import train_clouds
+
+    one = {"--points": points, "--dem": dem, "--lulc": lulc, "--amplitude": amplitude}
+    if clouds is not None:
+        given = [k for k, v in one.items() if v is not None]
+        if given:
+            raise PsirelError(f"--clouds names every cloud's files: drop {', '.join(given)}")
+        if label is not None or crs is not None:
+            raise PsirelError("--clouds: give label and crs as columns of the clouds file")
+        specs = read_clouds_csv(clouds)
+    else:
+        missing = [k for k, v in one.items() if v is None]
+        if missing:
+            raise PsirelError(f"missing option(s) {', '.join(missing)} (or use --clouds FILE)")
+        specs = [CloudSpec(points, dem, lulc, amplitude, label=label, crs=crs,
+                           lulc_legend=lulc_legend)]
+    if ensemble < 1:
+        raise PsirelError(f"--ensemble {ensemble}: need at least one member")
 
     if gnn not in ("unimp", "gatv2", "gen"):
         raise PsirelError(f"--gnn {gnn}: choose unimp, gatv2 or gen")
@@ -130,32 +183,37 @@ def train(points: PointsOpt, dem: DemOpt, lulc: LulcOpt, amplitude: AmpOpt,
     settings = TrainSettings(gnn=gnn, epochs=epochs, seed=seed, batch_size=batch_size,
                              fanout=fan, layers=layers, fusion=fusion,
                              max_steps_per_epoch=max_steps, device=device, encoder=encoder,
-                             patch_summary=patch_summary)
+                             patch_summary=patch_summary, ensemble=ensemble, pixel_m=pixel_m)
     console = _console()
     with TrainReporter(console) as rep:
-        meta = run_train(points, dem, lulc, amplitude, out, label=label, crs=crs,
-                         settings=settings, reporter=rep)
+        meta = train_clouds(specs, out, settings=settings, reporter=rep)
     t = meta["training"]
     vm = t["val_metrics"]
-    console.print(f"model written to [bold]{out}[/] ({t['seconds']:.0f} s; best epoch "
-                  f"{t['best_epoch']}; {t['seconds_per_epoch']:.1f} s/epoch; "
+    cal = meta["calibration"]
+    console.print(f"model written to [bold]{out}[/] ({t['seconds']:.0f} s; "
+                  f"{len(t['clouds'])} cloud(s), {t['n_points']:,} points; "
+                  f"{meta['ensemble']['members']} member(s), best epochs "
+                  f"{t['member_best_epochs']}; {t['seconds_per_epoch']:.1f} s/epoch; "
                   f"{t['nodes_per_seed']:.2f} nodes encoded per seed)")
     console.print(f"validation: ROC-AUC {vm['roc_auc']:.3f}, AP(unreliable) "
-                  f"{vm['average_precision']:.3f}, threshold {meta['threshold']:.3f}")
+                  f"{vm['average_precision']:.3f}, ECE {cal['val_ece_before']:.3f} → "
+                  f"{cal['val_ece_after']:.3f} (Platt), threshold {meta['threshold']:.3f}")
 
 
 @app.command()
 def evaluate(model: Annotated[Path, typer.Option("--model", help="Model directory")],
              points: PointsOpt, dem: DemOpt, lulc: LulcOpt, amplitude: AmpOpt,
              out: Annotated[Path, typer.Option("--out", help="Report directory")],
-             label: LabelOpt = None, crs: CrsOpt = None) -> None:
+             label: LabelOpt = None, crs: CrsOpt = None, lulc_legend: LegendOpt = None
+             ) -> None:
     """Compare the model with every baseline on a labelled cloud: metrics.json, plots, report."""
     from psirel.report.markdown import metrics_table
     from psirel.train.evaluate import evaluate as run_eval
 
     console = _console()
     result = run_eval(model, points, dem, lulc, amplitude, out, label=label, crs=crs,
-                      warn=lambda m: console.print(f"[yellow]warning:[/] {m}"))
+                      warn=lambda m: console.print(f"[yellow]warning:[/] {m}"),
+                      lulc_legend=lulc_legend)
     console.print(metrics_table(result), highlight=False)
     console.print(f"report: [bold]{Path(out) / 'report.md'}[/]")
 
@@ -209,6 +267,7 @@ def predict(model: Annotated[Path, typer.Option("--model", help="Model directory
                                                             ".parquet .csv (a folder with "
                                                             "--partitioned)")],
             backend: Annotated[str, typer.Option("--backend", help="onnx | torch")] = "onnx",
+            lulc_legend: LegendOpt = None,
             strategy: Annotated[str, typer.Option("--strategy",
                                                   help="two-stage | naive")] = "two-stage",
             work_dir: Annotated[Path | None, typer.Option("--work-dir", help="Resumable work "
@@ -261,12 +320,13 @@ def predict(model: Annotated[Path, typer.Option("--model", help="Model directory
                               tile_m=tile_m, partitioned=partitioned, work_dir=work_dir,
                               memory_gb=memory_gb, threads=threads, device=device,
                               restart=restart, crs=crs, progress=rep, warn=warn,
-                              precision=precision)
+                              precision=precision, lulc_legend=lulc_legend)
         else:
             s = run_predict(model, points, dem, lulc, amplitude, out, backend=backend,
                             strategy=strategy, work_dir=work_dir, memory_gb=memory_gb,
                             threads=threads, device=device, restart=restart, crs=crs,
-                            progress=rep, warn=warn, precision=precision)
+                            progress=rep, warn=warn, precision=precision,
+                            lulc_legend=lulc_legend)
     sec = s["seconds"]
     stages = ", ".join(f"{k} {v:.1f} s" for k, v in sec.items() if k != "total" and v >= 0.05)
     console.print(f"{s['points']:,} points, {s['unreliable_fraction']:.1%} unreliable "

@@ -41,8 +41,9 @@ def main() -> None:
     t0 = time.perf_counter()
     train_dir, test_dir = out / "scene_train", out / "scene_test"
     print(f"[1/5] synthetic scenes ({args.points:,} points each)")
-    run(["synth", str(train_dir), "--points", str(args.points), "--seed", "11"])
-    run(["synth", str(test_dir), "--points", str(args.points), "--seed", "12"])
+    for folder, seed in ((train_dir, "11"), (test_dir, "12")):   # the reference world
+        run(["synth", str(folder), "--points", str(args.points), "--seed", seed,
+             "--world", "default"])
     print("[2/5] inspect the training inputs")
     run(["inspect", *scene_args(train_dir)])
     print("[3/5] patch extraction speed")

@@ -53,6 +53,25 @@ class ModelCard:
     def shared_map(self) -> bool:
         return self.encoder == "shared-map"
 
+    def raster_options(self, lulc_legend: str | None = None) -> dict:
+        """How to open rasters for this model (:class:`~psirel.io.rasters.RasterStack`
+        keywords): on its grid's pixel size, and with land cover mapped to semantic classes
+        through ``lulc_legend`` (default: detected) when the model learnt them; raw codes for a
+        model saved before legends existed."""
+        f = self.features
+        legend = None if f.get("lulc_legend") is None else (lulc_legend or "auto")
+        return {"pixel_m": float(f["pixel_m"]), "lulc_legend": legend}
+
+    @property
+    def members(self) -> int:
+        """Ensemble members (1 for models saved before ensembles)."""
+        return len(self.meta.get("ensemble", {}).get("weights", [None]))
+
+    @property
+    def embedding_dim(self) -> int:
+        """Width of the stage-1 embeddings: every member's, side by side."""
+        return int(self.config["emb_dim"]) * self.members
+
     @property
     def threshold(self) -> float:
         return float(self.meta["threshold"])

@@ -36,7 +36,7 @@ def trained(tmp_path_factory) -> Trained:
     # the patch encoder: these tests cover its pipeline (the naive reference, INT8, batching);
     # tests/infer/test_shared_map_pipeline.py and the CLI's tiny_model cover the default one
     settings = TrainSettings(epochs=1, max_steps_per_epoch=1, batch_size=128, val_fraction=0.1,
-                             encoder="patch")
+                             encoder="patch", ensemble=2)
     train(*t.inputs, t.model, settings=settings)
     return t
 

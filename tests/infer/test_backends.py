@@ -39,11 +39,14 @@ def test_onnx_and_torch_backends_agree(trained):
     card, patches, scalars, sub, ea = _real_inputs(trained)
     ort_be, torch_be = make_backend(card, threads=2), make_backend(card, "torch", threads=2)
     e_o, e_t = ort_be.embed(patches, scalars), torch_be.embed(patches, scalars)
-    assert e_o.shape == (sub.n_nodes, card.config["emb_dim"]) and e_o.dtype == np.float32
+    assert e_o.shape == (sub.n_nodes, card.embedding_dim) and e_o.dtype == np.float32
     assert np.abs(e_o - e_t).max() <= 1e-4
     p_o = ort_be.reliability(e_o, sub.idx, sub.mask, ea)
     p_t = torch_be.reliability(e_o, sub.idx, sub.mask, ea)
-    assert p_o.shape == (sub.n_nodes,) and np.abs(p_o - p_t).max() <= 1e-4
+    # calibrated reliability and its ensemble spread, identical in both backends
+    assert p_o.shape == (sub.n_nodes, 2) and np.abs(p_o - p_t).max() <= 1e-5
+    assert card.members > 1 and p_o[:, 1].max() > 0 and (p_o[:, 1] >= 0).all()
+    p_o = p_o[:, 0]
     q_o, q_t = ort_be.pointwise_only(patches, scalars), torch_be.pointwise_only(patches, scalars)
     assert np.abs(q_o - q_t).max() <= 1e-4
     assert p_o.std() > 1e-4  # not a constant model

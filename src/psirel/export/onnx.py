@@ -4,7 +4,9 @@ Three graphs, all traced with ``torch.onnx.export(dynamo=False, opset_version=17
 
 * ``pointwise.onnx``: ``patches [B, 4, P, P] f32, scalars [B, S] f32 → emb [B, D]`` (stage 1);
 * ``gnn.onnx``: ``emb [N, D] f32, idx [N, K] i64, mask [N, K] bool, edge_attr [N, K, E] f32
-  → reliability [N]`` = sigmoid(logit) (stage 2);
+  → reliability [N], reliability_std [N]`` (stage 2): the calibrated probability, averaged
+  over the ensemble's members, and its spread (:mod:`psirel.models.ensemble`; ``D`` is the
+  members' embeddings side by side);
 * ``pointwise_only.onnx``: ``patches, scalars → reliability [B]``, the variant without graph, so
   that evaluation can compare it torch-free.
 
@@ -42,14 +44,15 @@ from psirel.graph.knn import EdgeScale, edge_features, knn_table
 from psirel.graph.sampling import full_neighbourhood
 from psirel.infer.backends import GNN_ONNX, PW_INT8_ONNX, PW_ONLY_ONNX, PW_ONNX, open_session
 from psirel.model_dir import MODEL_JSON, load_card, register_artifact, save_card, sha256_file
-from psirel.models.reliability import ReliabilityModel
-from psirel.train.checkpoint import load_model
+from psirel.models.ensemble import CalibratedEnsemble
+from psirel.train.checkpoint import load_predictor
 
 OPSET = 17
 PARITY_TOL = 1e-4  # max |P_onnx - P_torch| accepted, probability units
 ONNX_FILES = (PW_ONNX, GNN_ONNX, PW_ONLY_ONNX)
 DERIVED = (*ONNX_FILES, PW_INT8_ONNX)  # files an export may redo, so not checked before it
 GRAPH_INPUTS = ("emb", "idx", "mask", "edge_attr")
+GRAPH_OUTPUTS = ["reliability", "reliability_std"]
 
 
 @dataclass
@@ -116,7 +119,7 @@ def random_sample(meta: dict, n: int = 32, seed: int = 0) -> ExportSample:
 
 # ---------------------------------------------------------------------------- wrappers
 class _Pointwise(nn.Module):
-    def __init__(self, model: ReliabilityModel):
+    def __init__(self, model: CalibratedEnsemble):
         super().__init__()
         self.model = model
 
@@ -125,40 +128,43 @@ class _Pointwise(nn.Module):
 
 
 class _Graph(nn.Module):
-    def __init__(self, model: ReliabilityModel):
+    def __init__(self, model: CalibratedEnsemble):
         super().__init__()
-        self.stage = model.graph_stage()
+        self.model = model
 
-    def forward(self, emb: Tensor, idx: Tensor, mask: Tensor, edge_attr: Tensor) -> Tensor:
-        return torch.sigmoid(self.stage(emb, idx, mask, edge_attr))
+    def forward(self, emb: Tensor, idx: Tensor, mask: Tensor, edge_attr: Tensor
+                ) -> tuple[Tensor, Tensor]:
+        return self.model.reliability(emb, idx, mask, edge_attr)
 
 
 class _GraphNone(nn.Module):
     """Stage 2 of a model without graph (``gnn="none"``): the head on the embedding alone."""
 
-    def __init__(self, model: ReliabilityModel):
+    def __init__(self, model: CalibratedEnsemble):
         super().__init__()
-        self.stage = model.graph_stage()
+        self.model = model
 
-    def forward(self, emb: Tensor) -> Tensor:
-        return torch.sigmoid(self.stage(emb))
+    def forward(self, emb: Tensor) -> tuple[Tensor, Tensor]:
+        return self.model.reliability(emb)
 
 
 class _PointwiseOnly(nn.Module):
-    def __init__(self, model: ReliabilityModel):
+    def __init__(self, model: CalibratedEnsemble):
         super().__init__()
         self.model = model
 
     def forward(self, patches: Tensor, scalars: Tensor) -> Tensor:
-        return torch.sigmoid(self.model(patches, scalars))
+        return self.model.reliability(self.model.embed(patches, scalars))[0]
 
 
-def _export(module: nn.Module, args: tuple, names: list[str], output: str, dynamic: dict,
-            path: Path) -> None:
+def _export(module: nn.Module, args: tuple, names: list[str], output: str | list[str],
+            dynamic: dict, path: Path) -> None:
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(module.eval(), args, str(path), dynamo=False, opset_version=OPSET,
-                          input_names=names, output_names=[output], dynamic_axes=dynamic,
+                          input_names=names,
+                          output_names=[output] if isinstance(output, str) else list(output),
+                          dynamic_axes=dynamic,
                           do_constant_folding=True)
 
 
@@ -216,10 +222,10 @@ def export_model(model_dir: Path | str, *, sample: ExportSample | None = None,
         if name not in DERIVED and sha256_file(model_dir / name) != info.get("sha256"):
             raise ModelError(model_dir / name, "SHA-256 does not match model.json (file corrupt "
                                                "or replaced)")
-    model = load_model(card)
+    model = load_predictor(card)
     # model directories without the graph-free variant still get the two stages
-    pw_only = load_model(card, "pointwise_only") if card.has("pointwise_only.safetensors") \
-        else None
+    pw_only = load_predictor(card, "pointwise_only") \
+        if card.has("pointwise_only.safetensors") else None
     files = ONNX_FILES if pw_only is not None else (PW_ONNX, GNN_ONNX)
     cfg = model.cfg
     p = cfg.patch_px
@@ -247,16 +253,17 @@ def export_model(model_dir: Path | str, *, sample: ExportSample | None = None,
         if pw_only is not None:
             _export(only_module(pw_only), pw_args, pw_names, "reliability",
                     {**batch, "reliability": out_axis}, tmp / PW_ONLY_ONNX)
-        emb_trace = torch.randn(7, cfg.emb_dim)
+        emb_trace = torch.randn(7, model.embedding_dim)
+        outs = {o: {0: "n"} for o in GRAPH_OUTPUTS}
         if model.gnn is None:
-            _export(_GraphNone(model), (emb_trace,), ["emb"], "reliability",
-                    {"emb": {0: "n"}, "reliability": {0: "n"}}, tmp / GNN_ONNX)
+            _export(_GraphNone(model), (emb_trace,), ["emb"], GRAPH_OUTPUTS,
+                    {"emb": {0: "n"}, **outs}, tmp / GNN_ONNX)
         else:
             nk = {0: "n", 1: "k"}
             _export(_Graph(model), (emb_trace, *_trace_table(len(sample.idx[0]), cfg.edge_dim)),
-                    list(GRAPH_INPUTS), "reliability",
-                    {"emb": {0: "n"}, "idx": nk, "mask": nk, "edge_attr": nk,
-                     "reliability": {0: "n"}}, tmp / GNN_ONNX)
+                    list(GRAPH_INPUTS), GRAPH_OUTPUTS,
+                    {"emb": {0: "n"}, "idx": nk, "mask": nk, "edge_attr": nk, **outs},
+                    tmp / GNN_ONNX)
         parity = _parity(model, pw_only, sample, tmp)
         worst = max(parity["parity_max_abs_prob"].items(), key=lambda kv: kv[1])
         if not worst[1] <= tol:  # NaN fails too
@@ -270,7 +277,7 @@ def export_model(model_dir: Path | str, *, sample: ExportSample | None = None,
 
     meta = card.meta
     io = {PW_ONNX: (list(pw_names), ["emb"]),
-          GNN_ONNX: (["emb"] if model.gnn is None else list(GRAPH_INPUTS), ["reliability"]),
+          GNN_ONNX: (["emb"] if model.gnn is None else list(GRAPH_INPUTS), GRAPH_OUTPUTS),
           PW_ONLY_ONNX: (list(pw_names), ["reliability"])}
     for name in files:
         register_artifact(meta, model_dir, name, inputs=io[name][0], outputs=io[name][1])
@@ -289,7 +296,7 @@ def export_model(model_dir: Path | str, *, sample: ExportSample | None = None,
 
 
 @torch.no_grad()
-def _parity(model: ReliabilityModel, pw_only: ReliabilityModel | None, s: ExportSample,
+def _parity(model: CalibratedEnsemble, pw_only: CalibratedEnsemble | None, s: ExportSample,
             folder: Path) -> dict:
     """Largest probability differences ORT vs torch on the sample, per file and end to end.
 
@@ -305,21 +312,23 @@ def _parity(model: ReliabilityModel, pw_only: ReliabilityModel | None, s: Export
         embed = model.embed
     graph = (torch.from_numpy(s.idx), torch.from_numpy(s.mask), torch.from_numpy(s.edge_attr))
     emb_t = embed(*args)
-    prob_t = torch.sigmoid(model.graph_logits(emb_t, *graph)).numpy()
+    prob_t, std_t = (a.numpy() for a in model.reliability(emb_t, *graph))
 
     pw = open_session(folder / PW_ONNX)
     emb_o = _ort_run(pw, feed)
-    prob_pw = torch.sigmoid(model.graph_logits(torch.from_numpy(emb_o), *graph)).numpy()
+    prob_pw = model.reliability(torch.from_numpy(emb_o), *graph)[0].numpy()
 
     gnn = open_session(folder / GNN_ONNX)
     names = {i.name for i in gnn.get_inputs()}
 
-    def run_gnn(emb: np.ndarray) -> np.ndarray:
+    def run_gnn(emb: np.ndarray, output: int = 0) -> np.ndarray:
         feed = dict(zip(GRAPH_INPUTS, (emb, s.idx, s.mask, s.edge_attr), strict=True))
-        return _ort_run(gnn, {k: v for k, v in feed.items() if k in names})
+        feed = {k: v for k, v in feed.items() if k in names}
+        return _ort_run(gnn, feed) if output == 0 else gnn.run(None, feed)[output]
 
     prob_gnn = run_gnn(emb_t.numpy())
     prob_e2e = run_gnn(emb_o)
+    std_gnn = run_gnn(emb_t.numpy(), 1)
 
     def diff(a, b) -> float:
         a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
@@ -327,14 +336,14 @@ def _parity(model: ReliabilityModel, pw_only: ReliabilityModel | None, s: Export
             return float("inf")
         return float(np.max(np.abs(a - b))) if a.size else 0.0
 
-    probs = {PW_ONNX: diff(prob_pw, prob_t), GNN_ONNX: diff(prob_gnn, prob_t),
+    probs = {PW_ONNX: diff(prob_pw, prob_t),
+             GNN_ONNX: max(diff(prob_gnn, prob_t), diff(std_gnn, std_t)),
              "end_to_end": diff(prob_e2e, prob_t)}
     if pw_only is not None:
         only = open_session(folder / PW_ONLY_ONNX)
         prob_only_o = _ort_run(only, feed)
         emb_only = (pw_only.embed_window if pw_only.shared_map else pw_only.embed)(*args)
-        probs[PW_ONLY_ONNX] = diff(prob_only_o,
-                                   torch.sigmoid(pw_only.graph_logits(emb_only)).numpy())
+        probs[PW_ONLY_ONNX] = diff(prob_only_o, pw_only.reliability(emb_only)[0].numpy())
     return {"parity_max_abs_prob": probs,
             "parity_max_abs_emb": diff(emb_o, emb_t.numpy()),
             "parity_points": int(len(s.scalars))}

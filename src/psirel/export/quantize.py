@@ -83,7 +83,7 @@ def quantize_pointwise(model_dir: Path | str,
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from psirel.export.onnx import _export, _Pointwise, random_sample
-    from psirel.train.checkpoint import load_model
+    from psirel.train.checkpoint import load_predictor
 
     model_dir = Path(model_dir)
     card = load_card(model_dir, verify=False)
@@ -98,7 +98,7 @@ def quantize_pointwise(model_dir: Path | str,
     if len(patches) == 0 or len(patches) != len(scalars):
         raise ValueError(f"calibration needs as many patches as scalar rows, at least one "
                          f"(got {len(patches)} and {len(scalars)})")
-    model = load_model(card)
+    model = load_predictor(card)
     wide = [b for b in model.modules()
             if isinstance(b, ConvNeXtBlock) and b.dim >= CHANNELS_LAST_MIN_DIM]
     for b in wide:

@@ -100,8 +100,7 @@ class WindowPointwiseOnly(nn.Module):
         self.model = model
 
     def forward(self, window: Tensor, rc: Tensor, scalars: Tensor) -> Tensor:
-        return torch.sigmoid(self.model.graph_logits(self.model.embed_window(window, rc,
-                                                                             scalars)))
+        return self.model.reliability(self.model.embed_window(window, rc, scalars))[0]
 
 
 def trace_args(model: ReliabilityModel) -> tuple[Tensor, Tensor, Tensor]:

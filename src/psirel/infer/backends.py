@@ -45,7 +45,8 @@ class Backend(Protocol):
     def embed(self, patches: np.ndarray, scalars: np.ndarray) -> np.ndarray: ...
 
     def reliability(self, emb: np.ndarray, idx: np.ndarray, mask: np.ndarray,
-                    edge_attr: np.ndarray) -> np.ndarray: ...
+                    edge_attr: np.ndarray) -> np.ndarray:
+        """``[n, 2]``: calibrated P(reliable) and its ensemble spread (:func:`with_std`)."""
 
     def pointwise_only(self, patches: np.ndarray, scalars: np.ndarray) -> np.ndarray: ...
 
@@ -208,13 +209,22 @@ class OrtBackend:
         feed = {"emb": _f32(emb), "idx": np.ascontiguousarray(idx, dtype=np.int64),
                 "mask": np.ascontiguousarray(mask, dtype=bool), "edge_attr": _f32(edge_attr)}
         # a model without graph (gnn "none") exports a gnn.onnx that reads only emb
-        return self._gnn.run(None, {k: v for k, v in feed.items() if k in self._gnn_inputs})[0]
+        out = self._gnn.run(None, {k: v for k, v in feed.items() if k in self._gnn_inputs})
+        return with_std(*out)
 
     def pointwise_only(self, patches: np.ndarray, scalars: np.ndarray) -> np.ndarray:
         if self._pw_only is None:
             self._pw_only = open_session(self.card.artifact(PW_ONLY_ONNX), self.threads,
                                          self.device)
         return run_batched(self._pw_only, patches, scalars, self.sub_batch)
+
+
+def with_std(reliability: np.ndarray, std: np.ndarray | None = None) -> np.ndarray:
+    """``[n, 2]`` float32: reliability and its ensemble spread (0 for a model exported before
+    ensembles, whose gnn.onnx has one output)."""
+    rel = np.asarray(reliability, np.float32).reshape(-1)
+    sd = np.zeros_like(rel) if std is None else np.asarray(std, np.float32).reshape(-1)
+    return np.stack([rel, sd], axis=1)
 
 
 def _f32(a: np.ndarray) -> np.ndarray:
@@ -231,7 +241,7 @@ class TorchBackend:
         try:
             import torch
 
-            from psirel.train.checkpoint import load_model
+            from psirel.train.checkpoint import load_predictor
         except ImportError:  # torch or safetensors missing: the inference-only install
             raise MissingExtra("--backend torch", "train") from None
 
@@ -240,7 +250,7 @@ class TorchBackend:
         if threads is not None:
             torch.set_num_threads(int(threads))
         self._torch, self.card, self.device = torch, card, device
-        self._model = load_model(card).to(device)
+        self._model = load_predictor(card).to(device)
         self._pw_only = None
 
     def _t(self, a: np.ndarray, dtype=None):
@@ -261,16 +271,18 @@ class TorchBackend:
     def reliability(self, emb: np.ndarray, idx: np.ndarray, mask: np.ndarray,
                     edge_attr: np.ndarray) -> np.ndarray:
         with self._torch.no_grad():
-            logits = self._model.graph_logits(self._t(emb, np.float32), self._t(idx, np.int64),
-                                              self._t(mask, bool),
-                                              self._t(edge_attr, np.float32))
-        return self._torch.sigmoid(logits).cpu().numpy()
+            rel, std = self._model.reliability(self._t(emb, np.float32), self._t(idx, np.int64),
+                                               self._t(mask, bool),
+                                               self._t(edge_attr, np.float32))
+        return with_std(rel.cpu().numpy(), std.cpu().numpy())
 
     def pointwise_only(self, patches: np.ndarray, scalars: np.ndarray) -> np.ndarray:
-        from psirel.train.checkpoint import load_model
+        from psirel.train.checkpoint import load_predictor
 
         if self._pw_only is None:
-            self._pw_only = load_model(self.card, "pointwise_only").to(self.device)
+            self._pw_only = load_predictor(self.card, "pointwise_only").to(self.device)
         with self._torch.no_grad():
-            logits = self._pw_only(self._t(patches, np.float32), self._t(scalars, np.float32))
-        return self._torch.sigmoid(logits).cpu().numpy()
+            m = self._pw_only
+            rel, _ = m.reliability(m.embed(self._t(patches, np.float32),
+                                           self._t(scalars, np.float32)))
+        return rel.cpu().numpy()

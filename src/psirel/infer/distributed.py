@@ -39,7 +39,13 @@ import numpy as np
 from psirel.compat import check_features, check_unknown_lulc
 from psirel.errors import MissingExtra, PsirelError, WorkDirMismatch
 from psirel.features.scalars import SCALAR_FEATURES
-from psirel.infer.pipeline import BLOCK_POINTS, EMBED_BATCH, chunk_points_for, peak_rss_mb
+from psirel.infer.pipeline import (
+    BLOCK_POINTS,
+    EMBED_BATCH,
+    chunk_points_for,
+    output_columns,
+    peak_rss_mb,
+)
 from psirel.infer.scene import Silent, Timer, read_cloud_on
 from psirel.infer.tiling import (
     TilePlan,
@@ -207,7 +213,8 @@ def _first_line(exc: BaseException) -> str:
 # ---------------------------------------------------------------------------- work folder
 class TileWork:
     """The resumable state of a tiled run: ``tiles.json`` (key + finished tiles) and the tiles'
-    results ``tiles/tile-NNNNNN.npz`` (``rows`` int64, ``reliability`` float32).
+    results ``tiles/tile-NNNNNN.npz`` (``rows`` int64, ``reliability`` float32 ``[c, 2]``:
+    P(reliable) and its std).
 
     A manifest with another key is refused with :class:`~psirel.errors.WorkDirMismatch` unless
     ``restart`` clears it (only files this class writes are removed)."""
@@ -301,16 +308,22 @@ def _differences(old: dict | None, new: dict) -> str:
 
 
 # ---------------------------------------------------------------------------- the driver
-def read_cloud(card: ModelCard, points, dem, lulc, amplitude, crs=None, warn=None):
-    """The whole cloud in the DEM's CRS, checked as :func:`psirel.infer.scene.prepare` checks it
-    (points on the rasters, features the model knows); the rasters are closed again."""
-    stack = RasterStack(dem, lulc, amplitude)
+def read_cloud(card: ModelCard, points, dem, lulc, amplitude, crs=None, warn=None,
+               lulc_legend: str | None = None):
+    """The whole cloud on the model's grid, checked as :func:`psirel.infer.scene.prepare`
+    checks it (points on the rasters, features the model knows), and the raster options every
+    tile must open its rasters with (the same grid CRS, pixel size and resolved legend, so
+    that tiles read the pixels the single process reads); the rasters are closed again."""
+    stack = RasterStack(dem, lulc, amplitude, **card.raster_options(lulc_legend))
     try:
         cloud = read_cloud_on(stack, points, crs=crs, warn=warn)
-        check_features(card, list(SCALAR_FEATURES), len(cloud.dates), stack.pixel_m)
+        check_features(card, list(SCALAR_FEATURES), len(cloud.dates), stack.pixel_m,
+                       lulc_legend=stack.lulc_legend)
+        options = {"pixel_m": stack.pixel_m, "crs": stack.crs.to_wkt(),
+                   "lulc_legend": stack.lulc_legend}
     finally:
         stack.close()
-    return cloud
+    return cloud, options
 
 
 def predict_tiled(model_dir: Path | str, points: Path | str, dem: Path | str,
@@ -323,7 +336,7 @@ def predict_tiled(model_dir: Path | str, points: Path | str, dem: Path | str,
                   chunk_points: int | None = None, block_points: int = BLOCK_POINTS,
                   tile_hook: Callable[[int], None] | None = None,
                   connect_timeout_s: float = CONNECT_TIMEOUT_S,
-                  precision: str = "fp32") -> dict:
+                  precision: str = "fp32", lulc_legend: str | None = None) -> dict:
     """Predict P(reliable) for every point tile by tile on Dask; same output as
     :func:`psirel.infer.pipeline.predict` (≤ 1e-5).
 
@@ -371,7 +384,8 @@ def predict_tiled(model_dir: Path | str, points: Path | str, dem: Path | str,
         if getattr(executor, "remote", False):
             executor.start()  # an unreachable scheduler fails before the long read
         t0 = timer.add("start", t0)
-        cloud = read_cloud(card, points, dem, lulc, amplitude, crs=crs, warn=warn)
+        cloud, raster_options = read_cloud(card, points, dem, lulc, amplitude, crs=crs,
+                                           warn=warn, lulc_legend=lulc_legend)
         t0 = timer.add("read", t0)
         executor.start()
         timer.add("start", t0)
@@ -385,7 +399,7 @@ def predict_tiled(model_dir: Path | str, points: Path | str, dem: Path | str,
         if tile_m is None:
             tile_m = _resumed_tile_m(wd_path, key, halo) or auto_tile_m(
                 cloud.x, cloud.y, halo, memory_gb, executor.n_workers,
-                tile_bytes_per_point(len(cloud.dates), int(card.config.get("emb_dim", 64)),
+                tile_bytes_per_point(len(cloud.dates), card.embedding_dim,
                                      int(card.features["k"])))
         t0 = time.perf_counter()
         plan = plan_tiles(cloud.x, cloud.y, float(tile_m), halo)
@@ -398,7 +412,8 @@ def predict_tiled(model_dir: Path | str, points: Path | str, dem: Path | str,
         done = _valid_done(work, plan, out if partitioned else None)
         tasks = _tasks(plan, card, cloud, points, (dem, lulc, amplitude), crs, chunk,
                        block_points, device, task_threads, out, partitioned,
-                       tile_hook, skip=done, precision=precision)
+                       tile_hook, skip=done, precision=precision,
+                       raster_options=raster_options)
         progress.stage("tiles", len(plan.tiles))
         progress.advance(len(done))
         t0 = time.perf_counter()
@@ -521,7 +536,8 @@ def _valid_done(work: TileWork, plan: TilePlan, parts: Path | None) -> set[int]:
 
 def _tasks(plan: TilePlan, card: ModelCard, cloud, points, rasters, crs, chunk: int,
            block: int, device: str, threads: int | None, out: Path, partitioned: bool,
-           hook, skip: set[int], precision: str = "fp32") -> list[TileTask]:
+           hook, skip: set[int], precision: str = "fp32",
+           raster_options: dict | None = None) -> list[TileTask]:
     sx, sy = cloud.source_xy
     sha = sha256_file(card.path / MODEL_JSON)
     tasks = []
@@ -539,6 +555,7 @@ def _tasks(plan: TilePlan, card: ModelCard, cloud, points, rasters, crs, chunk: 
             src_bbox=(box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad),
             chunk=chunk, block=block, threshold=float(card.threshold), device=device,
             threads=threads, hook=hook, precision=precision,
+            raster_options=raster_options or {},
             part=str(out.resolve() / part_name(t.id)) if partitioned else None))
     return tasks
 
@@ -567,13 +584,13 @@ def _run(executor, tasks: list[TileTask], work: TileWork, retries: int,
 
 
 def _write_file(out: Path, plan: TilePlan, work: TileWork, cloud, card: ModelCard) -> None:
-    rel = np.full(len(cloud), np.nan, np.float32)
+    rel = np.full((len(cloud), 2), np.nan, np.float32)
     for t in plan.tiles:
         got = work.load(t.id)
         if got is None:
             raise PsirelError(f"{work.result_path(t.id)}: result of tile {t.id} is missing")
         rel[got[0]] = got[1]
-    write_predictions(cloud, out, {"reliability": rel, "reliable_pred": rel >= card.threshold})
+    write_predictions(cloud, out, output_columns(rel, card.threshold))
 
 
 def _write_parts_manifest(out: Path, plan: TilePlan, work: TileWork, cloud,

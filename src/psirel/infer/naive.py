@@ -55,7 +55,7 @@ def predict_naive(scene: Scene, be, batch_points: int = BATCH_POINTS, embed_batc
 
     progress.stage("naive", n)
     buf = scene.patch_buffer(embed_batch)
-    rel = np.empty(n, np.float32)
+    rel = np.empty((n, 2), np.float32)  # reliability, reliability_std
     n_unknown, nodes_seen = 0, 0
     rows = scene.order if order == "spatial" else np.arange(n)
     for s in range(0, n, batch_points):
@@ -85,7 +85,8 @@ def predict_naive(scene: Scene, be, batch_points: int = BATCH_POINTS, embed_batc
         timer.add("gnn", t0)
         nodes_seen += len(nodes)
         progress.advance(len(seeds))
-    check_unknown_lulc(scene.card, n_unknown, n, warn=warn)
+    check_unknown_lulc(scene.card, n_unknown, n, warn=warn,
+                       codes=scene.stack.unknown_lulc_codes)
     return rel, {"unknown_lulc_points": n_unknown,
                  "nodes_per_seed": round(nodes_seen / max(n, 1), 3),
                  "batch_points": batch_points, "batch_order": order}

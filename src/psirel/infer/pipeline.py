@@ -60,7 +60,8 @@ def predict(model_dir: Path | str, points: Path | str, dem: Path | str, lulc: Pa
             memory_gb: float = 2.0, threads: int | None = None, device: str = "cpu",
             restart: bool = False, crs=None, progress=None,
             warn: Callable[[str], None] | None = None, chunk_points: int | None = None,
-            block_points: int = BLOCK_POINTS, precision: str = "fp32") -> dict:
+            block_points: int = BLOCK_POINTS, precision: str = "fp32",
+            lulc_legend: str | None = None) -> dict:
     """Predict P(reliable) for every point and write ``out`` (every input attribute plus
     ``reliability`` float32 and ``reliable_pred`` at the model's threshold, input order and CRS).
 
@@ -76,6 +77,7 @@ def predict(model_dir: Path | str, points: Path | str, dem: Path | str, lulc: Pa
         threads: intra-op threads of the backend (None: all cores).
         device: ``"cpu"`` or ``"cuda"``.
         precision: ``"fp32"`` or ``"int8"`` (stage 1 from ``pointwise.int8.onnx``).
+        lulc_legend: the land-cover raster's legend (default: its tag, else detected).
         restart: clear a work dir left by another run instead of refusing it.
         crs: CRS of the points when the file has none.
         progress: object with ``stage(name, total)`` and ``advance(n)`` (points).
@@ -96,7 +98,8 @@ def predict(model_dir: Path | str, points: Path | str, dem: Path | str, lulc: Pa
     card = load_card(model_dir)
     be = make_backend(card, backend, device, threads, precision) if isinstance(backend, str) \
         else backend
-    scene = prepare(card, points, dem, lulc, amplitude, crs=crs, warn=warn, timer=timer)
+    scene = prepare(card, points, dem, lulc, amplitude, crs=crs, warn=warn, timer=timer,
+                    lulc_legend=lulc_legend)
     wd, own_wd = None, work_dir is None
     summary: dict = {"strategy": strategy, "backend": getattr(be, "name", type(be).__name__),
                      "device": device, "precision": getattr(be, "precision", "fp32")}
@@ -116,8 +119,9 @@ def predict(model_dir: Path | str, points: Path | str, dem: Path | str, lulc: Pa
             rel, stats = run_stage2(scene, be, wd, block_points, progress, timer)
             summary.update(stats)
         t0 = time.perf_counter()
-        pred = rel >= card.threshold
-        write_predictions(scene.cloud, out, {"reliability": rel, "reliable_pred": pred})
+        cols = output_columns(rel, card.threshold)
+        pred = cols["reliable_pred"]
+        write_predictions(scene.cloud, out, cols)
         timer.add("write", t0)
     finally:
         scene.stack.close()
@@ -197,7 +201,7 @@ def embed_chunks(scene: Scene, be: Backend, chunks: list[np.ndarray], emb: np.nd
 def run_stage1(scene: Scene, be: Backend, wd: WorkDir, chunk: int, progress, timer: Timer,
                warn=None) -> dict:
     """Embed every point not yet embedded; returns stage-1 facts for the summary."""
-    n, d = scene.n, int(scene.card.config["emb_dim"])
+    n, d = scene.n, scene.card.embedding_dim
     chunks = [np.sort(scene.order[s:s + chunk]) for s in range(0, n, chunk)]
     emb = wd.embeddings(n, d)  # first: a missing file resets the manifest's entries
     todo = [i for i in range(len(chunks)) if i not in wd.done["stage1"]]
@@ -218,11 +222,19 @@ def run_stage1(scene: Scene, be: Backend, wd: WorkDir, chunk: int, progress, tim
     timer.add("stage1_wall", t_wall)
     del emb, finished  # close the memory map
     n_unknown = sum(int(v.get("unknown_lulc", 0)) for v in wd.info.values())
-    check_unknown_lulc(scene.card, n_unknown, n, warn=warn)
+    check_unknown_lulc(scene.card, n_unknown, n, warn=warn,
+                       codes=scene.stack.unknown_lulc_codes)
     done_points = sum(len(chunks[i]) for i in todo)
     return {"unknown_lulc_points": n_unknown,
             "chunks": {"total": len(chunks), "computed": len(todo), "points_per_chunk": chunk},
             "stage1_points_computed": done_points}
+
+
+def output_columns(rel: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
+    """The columns every driver writes from ``rel`` ``[n, 2]`` (reliability, its ensemble std):
+    ``reliability``, ``reliability_std`` and ``reliable_pred`` at the model's threshold."""
+    return {"reliability": rel[:, 0], "reliability_std": rel[:, 1],
+            "reliable_pred": rel[:, 0] >= threshold}
 
 
 # ---------------------------------------------------------------------------- stage 2
@@ -289,10 +301,10 @@ def predict_seeds(scene: Scene, be: Backend, seeds: np.ndarray, chunk: int, bloc
     and its halo, :mod:`psirel.infer.tiling`): only the nodes of the seeds' receptive
     neighbourhood are embedded.
 
-    Returns P(reliable) ``[len(seeds)]`` float32 (in ``seeds`` order), the seeds with unknown
-    land-cover codes, and the number of points embedded."""
+    Returns P(reliable) and its std ``[len(seeds), 2]`` float32 (in ``seeds`` order), the
+    seeds with unknown land-cover codes, and the number of points embedded."""
     seeds = np.asarray(seeds, np.int64)
-    rel = np.empty(len(seeds), np.float32)
+    rel = np.empty((len(seeds), 2), np.float32)
     if not len(seeds):
         return rel, 0, 0
     table = scene.neighbour_table(Silent(), timer)
@@ -309,7 +321,7 @@ def predict_seeds(scene: Scene, be: Backend, seeds: np.ndarray, chunk: int, bloc
     chunks = [np.sort(r[s:s + chunk]) for r in (seed_rows, other_rows)
               for s in range(0, len(r), chunk)]
     n_seed_chunks = -(-len(seed_rows) // chunk)
-    emb = np.zeros((scene.n, int(scene.card.config["emb_dim"])), np.float32)
+    emb = np.zeros((scene.n, scene.card.embedding_dim), np.float32)
     unknown = [0]
 
     def count(j: int, n_unknown: int) -> None:

@@ -106,7 +106,7 @@ def read_cloud_on(stack: RasterStack, points: Path | str, crs=None,
 
 def prepare(card: ModelCard, points: Path | str, dem: Path | str, lulc: Path | str,
             amplitude: Path | str, crs=None, warn: Callable[[str], None] | None = None,
-            timer: Timer | None = None) -> Scene:
+            timer: Timer | None = None, lulc_legend: str | None = None) -> Scene:
     """Read the points (reprojected to the DEM's CRS) and the rasters, check them against the
     model and compute the standardised scalar features. ``timer`` gets ``read`` and
     ``features`` seconds."""
@@ -117,13 +117,14 @@ def prepare(card: ModelCard, points: Path | str, dem: Path | str, lulc: Path | s
         edge_scale = EdgeScale.from_json(card.meta["edge_scale"])
     except (KeyError, ValueError) as exc:
         raise ModelError(card.path / MODEL_JSON, f"invalid feature metadata ({exc})") from None
-    stack = RasterStack(dem, lulc, amplitude)
+    stack = RasterStack(dem, lulc, amplitude, **card.raster_options(lulc_legend))
     try:
         cloud = read_cloud_on(stack, points, crs=crs, warn=warn)
         t0 = timer.add("read", t0)
         feats, names = scalar_features(cloud.velocity_mm_yr, cloud.coherence, cloud.series_mm,
                                        cloud.dates)
-        check_features(card, names, len(cloud.dates), stack.pixel_m)
+        check_features(card, names, len(cloud.dates), stack.pixel_m,
+                       lulc_legend=stack.lulc_legend)
         height = cloud.height_m
         if height is None or np.isnan(height).any():  # missing heights: the DEM's
             dem_h = stack.sample(cloud.x, cloud.y, "dem")

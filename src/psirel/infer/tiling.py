@@ -37,7 +37,7 @@ from psirel.features.patches import spatial_order
 from psirel.features.scalars import scalar_features
 from psirel.graph.knn import EdgeScale
 from psirel.infer.backends import make_backend
-from psirel.infer.pipeline import peak_rss_mb, predict_seeds
+from psirel.infer.pipeline import output_columns, peak_rss_mb, predict_seeds
 from psirel.infer.scene import Scene, Timer
 from psirel.io.points import read_points, write_predictions
 from psirel.io.rasters import RasterStack
@@ -220,6 +220,7 @@ class TileTask:
     threads: int | None = 1
     precision: str = "fp32"
     part: str | None = None
+    raster_options: dict = field(default_factory=dict)   # RasterStack keywords: model grid
     hook: Callable[[int], None] | None = None
 
 
@@ -230,7 +231,7 @@ class TileResult:
 
     tile: int
     rows: np.ndarray             # [c] int64 input rows of the core points
-    reliability: np.ndarray | None  # [c] float32, or None (in the part file)
+    reliability: np.ndarray | None  # [c, 2] float32 (P, std), or None (in the part file)
     n_outer: int
     n_embedded: int
     n_reliable: int
@@ -292,7 +293,7 @@ def _run_tile(task: TileTask) -> TileResult:
     if task.hook is not None:
         task.hook(task.tile)
     card, be = _model(task)
-    stack = RasterStack(*task.rasters)
+    stack = RasterStack(*task.rasters, **task.raster_options)
     try:
         cloud = read_points(task.points, crs=task.crs, target_crs=stack.crs,
                             bbox=task.src_bbox)
@@ -306,11 +307,11 @@ def _run_tile(task: TileTask) -> TileResult:
         seeds = np.flatnonzero(task.core)
         rel, unknown, n_embedded = predict_seeds(scene, be, seeds, task.chunk, task.block,
                                                  Timer())
-        pred = rel >= task.threshold
+        cols = output_columns(rel, task.threshold)
+        pred = cols["reliable_pred"]
         if task.part is not None:
             write_predictions(cloud.subset(seeds), task.part,
-                              {"input_row": task.rows[seeds], "reliability": rel,
-                               "reliable_pred": pred})
+                              {"input_row": task.rows[seeds], **cols})
     finally:
         stack.close()
     return TileResult(tile=task.tile, rows=task.rows[seeds],

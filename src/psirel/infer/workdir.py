@@ -119,7 +119,7 @@ class WorkDir:
         return self._array(EMBEDDINGS, (n, d), "stage1")
 
     def reliabilities(self, n: int) -> np.memmap:
-        return self._array(RELIABILITY, (n,), "stage2")
+        return self._array(RELIABILITY, (n, 2), "stage2")  # reliability, its std
 
     def read_embeddings(self) -> np.memmap:
         return np.load(self.path / EMBEDDINGS, mmap_mode="r")

@@ -43,7 +43,10 @@ GEOGRAPHIC_PAIRS = frozenset({("lon", "lat"), ("longitude", "latitude"), ("long"
 # same rule as GDAL (truncate; on a clash ``name[:8]_1`` ...) so the written names are known
 # and reported; our own output columns therefore become:
 SHAPEFILE_NAME_LIMIT = 10
-OUTPUT_COLUMNS = ("reliability", "reliable_pred")  # → "reliabilit", "reliable_p" in a .shp
+OUTPUT_COLUMNS = ("reliability", "reliability_std", "reliable_pred")
+# Their shapefile names, chosen rather than laundered ("reliabil_1" would say nothing):
+SHAPEFILE_OUTPUT_NAMES = {"reliability": "reliabilit", "reliability_std": "rel_std",
+                          "reliable_pred": "reliable_p"}
 
 _DATE_RE = re.compile(r"^[Dd]?(\d{8})$")
 
@@ -101,14 +104,15 @@ def date_columns(names: Sequence[str], path: Path | str = "") -> list[tuple[str,
 def shapefile_names(names: Sequence[str]) -> list[str]:
     """Launder field names for a shapefile: at most 10 characters, unique (case-insensitive).
 
-    Same rule as GDAL's shapefile driver, done here so we know the names we wrote:
-    ``reliability`` → ``reliabilit``, ``mean_velocity_std`` after ``mean_velocity`` →
+    Same rule as GDAL's shapefile driver, done here so we know the names we wrote (our own
+    output columns take :data:`SHAPEFILE_OUTPUT_NAMES`): ``reliability`` → ``reliabilit``,
+    ``mean_velocity_std`` after ``mean_velocity`` →
     ``mean_vel_1``. ``DYYYYMMDD`` (9 characters) is untouched.
     """
     out: list[str] = []
     taken: set[str] = set()
     for n in names:
-        new = n[:SHAPEFILE_NAME_LIMIT]
+        new = SHAPEFILE_OUTPUT_NAMES.get(n, n)[:SHAPEFILE_NAME_LIMIT]
         i = 1
         while new.lower() in taken:
             suffix = f"_{i}"

@@ -2,7 +2,8 @@
 
 Each part holds the core points of one tile (written by the task that scored it, so results
 never pass through one process): every input attribute, ``input_row`` (the point's 0-based row in
-the input file), ``reliability`` and ``reliable_pred``, with the geometry in the input's CRS. The
+the input file), ``reliability``, ``reliability_std`` and ``reliable_pred``, with the geometry
+in the input's CRS. The
 manifest, written last and atomically, lists the parts with their row counts, the CRS and the
 columns; a folder without it is an unfinished run. :func:`read_parts` reassembles the input order.
 """

@@ -459,14 +459,16 @@ def write_predictions(cloud: PointCloud, out_path: Path | str,
                       extra: Mapping[str, np.ndarray], layer: str = "psi") -> Path:
     """Write every input attribute unchanged plus ``extra`` columns, in the input's CRS.
 
-    ``reliability`` is stored as float32 and ``reliable_pred`` as bool. A column of ``extra``
+    ``reliability`` and ``reliability_std`` are stored as float32 and ``reliable_pred`` as
+    bool. A column of ``extra``
     that the input already has (a cloud that was itself an output) replaces it. A CSV output
     of a CSV input keeps the input's coordinate columns instead of adding ``x, y``.
     """
     out_path = Path(out_path)
     extra = dict(extra)
-    if "reliability" in extra:
-        extra["reliability"] = np.asarray(extra["reliability"], dtype=np.float32)
+    for name in ("reliability", "reliability_std"):
+        if name in extra:
+            extra[name] = np.asarray(extra[name], dtype=np.float32)
     if "reliable_pred" in extra:
         extra["reliable_pred"] = np.asarray(extra["reliable_pred"]).astype(bool)
     lower = {k.lower() for k in extra}

@@ -145,6 +145,8 @@ def write_rasters(world: World, out: Path) -> None:
             profile["nodata"] = nodata
         with atomic_path(out / name) as tmp, rasterio.open(tmp, "w", **profile) as dst:
             dst.write(data, 1)
+            if name == "lulc.tif":   # the product, for psirel's legend detection
+                dst.update_tags(LULC_LEGEND=world.params.lulc_product)
 
 
 def write_points(world: World, path: Path, progress: Callable[[int, int], None] | None = None

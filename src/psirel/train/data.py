@@ -48,9 +48,12 @@ class CloudInputs:
 
 def load_inputs(points: Path | str, dem: Path | str, lulc: Path | str, amplitude: Path | str,
                 *, label: str | None = None, crs: str | None = None, k: int = 16,
-                r_max_m: float = 100.0, need_labels: bool = False) -> CloudInputs:
-    """Read and check a cloud and its rasters; compute scalar features and the kNN graph."""
-    stack = RasterStack(dem, lulc, amplitude)
+                r_max_m: float = 100.0, need_labels: bool = False,
+                pixel_m: float | None = None, lulc_legend: str | None = None) -> CloudInputs:
+    """Read and check a cloud and its rasters (on a grid of ``pixel_m`` metres, land cover
+    through ``lulc_legend``: see :class:`~psirel.io.rasters.RasterStack`); compute scalar
+    features and the kNN graph."""
+    stack = RasterStack(dem, lulc, amplitude, pixel_m=pixel_m, lulc_legend=lulc_legend)
     try:
         cloud = read_points(points, crs=crs, label=label, target_crs=stack.crs)
         if need_labels and cloud.labels is None:

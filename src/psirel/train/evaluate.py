@@ -19,16 +19,37 @@ from psirel.compat import check_features, check_unknown_lulc
 from psirel.features.normalize import Normalizer
 from psirel.features.tiles import full_raster
 from psirel.graph.knn import EdgeScale
-from psirel.io.atomic import atomic_write_text
+from psirel.io.atomic import atomic_path, atomic_write_text
 from psirel.model_dir import load_card
 from psirel.report.markdown import write_report
 from psirel.report.metrics import reliability_metrics
 from psirel.report.plots import plot_map, plot_pr, plot_roc
-from psirel.train.checkpoint import load_model
+from psirel.train.checkpoint import load_predictor
 from psirel.train.data import build_patch_cache, load_inputs
-from psirel.train.loop import predict_points
+from psirel.train.loop import predict_ensemble
 from psirel.train.point_data import build_point_data
 from psirel.train.trainer import graph_data
+
+
+def uncertainty_metrics(y: np.ndarray, p: np.ndarray, std: np.ndarray, threshold: float,
+                        members: int) -> dict:
+    """Does high ``reliability_std`` mark the model's mistakes? ROC-AUC of the std against
+    "wrong at the threshold" (0.5 = no better than chance; undefined for one member or when
+    the model makes no mistake or only mistakes), with the error rates of the most and least
+    uncertain fifths."""
+    wrong = (p >= threshold) != (np.asarray(y) > 0)
+    out = {"members": int(members), "mean_std": float(np.mean(std)) if len(std) else 0.0,
+           "error_rate": float(wrong.mean()) if len(wrong) else 0.0,
+           "std_auc_for_errors": None}
+    if members > 1 and 0 < wrong.sum() < len(wrong):
+        from sklearn.metrics import roc_auc_score
+
+        out["std_auc_for_errors"] = float(roc_auc_score(wrong, std))
+        order = np.argsort(std, kind="stable")
+        fifth = max(len(order) // 5, 1)
+        out["error_rate_least_uncertain_fifth"] = float(wrong[order[:fifth]].mean())
+        out["error_rate_most_uncertain_fifth"] = float(wrong[order[-fifth:]].mean())
+    return out
 
 
 def rebuild_baselines(card) -> dict:
@@ -38,29 +59,35 @@ def rebuild_baselines(card) -> dict:
 
 
 def evaluate(model_dir: Path, points: Path, dem: Path, lulc: Path, amplitude: Path, out: Path,
-             *, label: str | None = None, crs: str | None = None, warn=print) -> dict:
-    """Score the model, ``pointwise_only`` and the baselines; write metrics.json, plots, report."""
+             *, label: str | None = None, crs: str | None = None, warn=print,
+             lulc_legend: str | None = None, save_scores: bool = False) -> dict:
+    """Score the model, ``pointwise_only`` and the baselines; write metrics.json, plots, report
+    (and ``scores.npz``, every method's P(reliable) per point, with ``save_scores``)."""
     card = load_card(model_dir)
     f = card.features
     inputs = load_inputs(points, dem, lulc, amplitude, label=label, crs=crs, k=f["k"],
-                         r_max_m=f["r_max_m"], need_labels=True)
+                         r_max_m=f["r_max_m"], need_labels=True,
+                         **card.raster_options(lulc_legend))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(tempfile.mkdtemp(prefix=".cache-", dir=out))
     try:
-        check_features(card, inputs.scalar_names, len(inputs.cloud.dates), inputs.stack.pixel_m)
+        check_features(card, inputs.scalar_names, len(inputs.cloud.dates), inputs.stack.pixel_m,
+                       lulc_legend=inputs.stack.lulc_legend)
         normalizer = Normalizer.from_json(card.meta["normalizer"])
         patches, n_unknown = build_patch_cache(inputs, normalizer, cache_dir)
-        check_unknown_lulc(card, n_unknown, inputs.n, warn=warn)
+        check_unknown_lulc(card, n_unknown, inputs.n, warn=warn,
+                           codes=inputs.stack.unknown_lulc_codes)
         raster = full_raster(normalizer, inputs.stack) if card.shared_map else None
         data = graph_data(inputs, patches, normalizer, EdgeScale.from_json(card.meta["edge_scale"]),
                           raster)
         y = inputs.labels
         everyone = np.arange(inputs.n)
-        scores = {"model": predict_points(load_model(card), data, everyone)}
+        p_model, std = predict_ensemble(load_predictor(card), data, everyone)
+        scores = {"model": p_model}
         thresholds = {"model": card.threshold}
-        scores["pointwise_only"] = predict_points(load_model(card, "pointwise_only"), data,
-                                                  everyone)
+        scores["pointwise_only"] = predict_ensemble(load_predictor(card, "pointwise_only"),
+                                                    data, everyone)[0]
         thresholds["pointwise_only"] = float(card.meta["pointwise_only"]["threshold"])
         pdata = build_point_data(inputs, patches, normalizer)
         for name, est in rebuild_baselines(card).items():
@@ -69,8 +96,13 @@ def evaluate(model_dir: Path, points: Path, dem: Path, lulc: Path, amplitude: Pa
         metrics = {name: reliability_metrics(y, p, thresholds[name]) for name, p in scores.items()}
         result = {"model": metrics["model"],
                   "baselines": {k: v for k, v in metrics.items() if k != "model"},
+                  "uncertainty": uncertainty_metrics(y, p_model, std, card.threshold,
+                                                     card.members),
                   "n_points": int(inputs.n), "unreliable_fraction": float(1 - y.mean())}
         atomic_write_text(out / "metrics.json", json.dumps(result, indent=2) + "\n")
+        if save_scores:   # per point, input order: for analyses by label reason (bench)
+            with atomic_path(out / "scores.npz") as tmp, open(tmp, "wb") as fh:
+                np.savez(fh, labels=y, reliability_std=std, **scores)
         order = ["model", "pointwise_only", "gradient_boosting", "neighbour_consistency",
                  "coherence_threshold"]
         curves = {k: (y, scores[k]) for k in order if k in scores}

@@ -48,9 +48,14 @@ class TrainSettings:
     k: int = 16
     r_max_m: float = 100.0
     val_fraction: float = 0.2
+    ensemble: int = 3                     # independently seeded members (seed, seed + 1, ...)
+    pixel_m: float | None = None          # the model's grid; None: the first cloud's DEM's
+    lulc_legend: str | None = "auto"      # land-cover legend (None: raw codes, as before)
     max_steps_per_epoch: int | None = None   # tests and demos cap an epoch's length
     ema: float = 0.0                      # decay of an exponential moving average of the
                                           # weights, validated and kept instead (0 = off)
+    temporal: bool = True                 # embed the temporal block of the scalars with a
+                                          # TemporalEncoder (psirel.models.temporal)
     device: str = "cpu"
 
     def to_json(self) -> dict:
@@ -113,12 +118,24 @@ class GraphData:
 
 
 def model_config(settings: TrainSettings, n_lulc: int, n_scalars: int, gnn: str) -> ModelConfig:
+    # The temporal block's position comes from the feature names, so it cannot drift from
+    # what scalar_features computes.
+    from psirel.features.scalars import SCALAR_FEATURES, TEMPORAL_START
+    from psirel.features.temporal import TEMPORAL_LAYOUT
+
+    if settings.temporal and n_scalars != len(SCALAR_FEATURES):
+        raise ValueError(f"{n_scalars} scalar columns, but the temporal encoder expects the "
+                         f"{len(SCALAR_FEATURES)} of psirel.features.scalars.SCALAR_FEATURES")
+    temporal = dict(temporal=settings.temporal, temporal_start=TEMPORAL_START,
+                    temporal_quantiles=TEMPORAL_LAYOUT["n_quantiles"],
+                    temporal_lags=TEMPORAL_LAYOUT["n_lags"],
+                    temporal_extra=TEMPORAL_LAYOUT["n_extra"]) if settings.temporal else {}
     return ModelConfig(n_lulc=n_lulc, n_scalars=n_scalars, emb_dim=settings.emb_dim,
                        fusion=settings.fusion, gnn=gnn, gnn_hidden=settings.hidden,
                        gnn_layers=settings.layers, heads=settings.heads, dropout=settings.dropout,
                        scalar_hidden=64, edge_dim=len(EDGE_FEATURES),
                        patch_summary=settings.patch_summary, encoder=settings.encoder,
-                       edge_summary_signed=True, edge_summary_robust=True)
+                       edge_summary_signed=True, edge_summary_robust=True, **temporal)
 
 
 def subgraph_logits(model: ReliabilityModel, t: dict[str, torch.Tensor],
@@ -159,16 +176,58 @@ def node_statistics(model: ReliabilityModel, data: GraphData, block: int = 4096
 
 @torch.no_grad()
 def predict_points(model: ReliabilityModel, data: GraphData, points: np.ndarray,
-                   block: int = 2048, device: str = "cpu") -> np.ndarray:
-    """P(reliable) of ``points`` with full L-hop neighbourhoods (exact, no sampling)."""
+                   block: int = 2048, device: str = "cpu", logits: bool = False) -> np.ndarray:
+    """P(reliable) of ``points`` (their logits with ``logits=True``) with full L-hop
+    neighbourhoods (exact, no sampling)."""
     model.eval()
     hops = receptive_hops(model.cfg.to_dict())
     out = np.empty(len(points), np.float32)
     for s in range(0, len(points), block):
         seeds = points[s:s + block]
         sub = full_neighbourhood((data.idx, data.mask), seeds, hops)
-        logits = subgraph_logits(model, data.subgraph_tensors(sub, device), embed_batch=512)
-        out[s:s + len(seeds)] = torch.sigmoid(logits[:len(seeds)]).cpu().numpy()
+        z = subgraph_logits(model, data.subgraph_tensors(sub, device), embed_batch=512)[:len(seeds)]
+        out[s:s + len(seeds)] = (z if logits else torch.sigmoid(z)).cpu().numpy()
+    return out
+
+
+def predict_ensemble(predictor, data: GraphData, points: np.ndarray, device: str = "cpu"
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated P(reliable) of ``points`` and its spread over the members of a
+    :class:`~psirel.models.ensemble.CalibratedEnsemble` (the same map as ``gnn.onnx``)."""
+    scale, bias = predictor.scale.cpu().numpy(), predictor.bias.cpu().numpy()
+    z = np.stack([predict_points(m, data, points, device=device, logits=True)
+                  for m in predictor.members], axis=-1).astype(np.float64)
+    p = 1.0 / (1.0 + np.exp(-(z * scale + bias)))
+    return p.mean(-1).astype(np.float32), p.std(-1).astype(np.float32)
+
+
+@dataclass
+class TrainPart:
+    """One labelled cloud of a training run: its arrays and which points train and validate.
+    Batches and subgraphs are drawn within one part: graphs never cross clouds."""
+
+    data: GraphData
+    train: np.ndarray   # [N] bool: training seeds
+    val: np.ndarray     # [N] bool: validation points
+
+
+def val_logits(model: ReliabilityModel, parts: Sequence[TrainPart], device: str = "cpu"
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and labels of every part's validation points, concatenated in part order."""
+    z = [predict_points(model, p.data, np.flatnonzero(p.val), device=device, logits=True)
+         for p in parts]
+    y = [p.data.labels[p.val] for p in parts]
+    return np.concatenate(z).astype(np.float32), np.concatenate(y)
+
+
+def epoch_batches(parts: Sequence[TrainPart], batch_size: int, rng: np.random.Generator
+                  ) -> list[tuple[int, np.ndarray]]:
+    """``(part, seeds)`` batches of one epoch: spatially compact within each part, the parts'
+    batches interleaved at random (one part: its own order, as before there were several)."""
+    out = [(i, b) for i, p in enumerate(parts)
+           for b in compact_batches(p.data.x_m, p.data.y_m, p.train, batch_size, rng)]
+    if len(parts) > 1:
+        out = [out[j] for j in rng.permutation(len(out))]
     return out
 
 
@@ -185,12 +244,13 @@ class FitResult:
     nodes_per_seed: float = 0.0
 
 
-def fit(model: ReliabilityModel, data: GraphData, train_mask: np.ndarray, val_mask: np.ndarray,
+def fit(model: ReliabilityModel, parts: Sequence[TrainPart],
         settings: TrainSettings, fanout: Sequence[int],
         on_epoch: Callable[[dict], None] | None = None,
         on_step: Callable[[int, int, float], None] | None = None) -> FitResult:
     """Train ``model`` with AdamW + one-cycle schedule, class-balanced BCE and early stopping on
-    the validation average precision of the unreliable class."""
+    the validation average precision of the unreliable class, over every part's validation
+    points together."""
     # Same seed, same weights: scatter-style backward passes (gathers over the neighbour table,
     # the LULC embedding) otherwise sum in thread order on CPU.
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -198,22 +258,21 @@ def fit(model: ReliabilityModel, data: GraphData, train_mask: np.ndarray, val_ma
     rng = np.random.default_rng(settings.seed)
     device = settings.device
     model.to(device)
-    y = data.labels.astype(np.float32)
-    train_idx = np.flatnonzero(train_mask)
-    val_idx = np.flatnonzero(val_mask)
+    ys = [p.data.labels.astype(np.float32) for p in parts]
+    y_train = np.concatenate([y[p.train] for y, p in zip(ys, parts, strict=True)])
+    y_val = np.concatenate([p.data.labels[p.val] for p in parts])
     # class-balanced weights: each class contributes half of the loss
-    frac_rel = float(y[train_idx].mean())
+    frac_rel = float(y_train.mean())
     w_rel, w_unrel = 0.5 / max(frac_rel, 1e-3), 0.5 / max(1 - frac_rel, 1e-3)
 
-    steps_per_epoch = int(np.ceil(len(train_idx) / settings.batch_size))
+    steps_per_epoch = int(np.ceil(len(y_train) / settings.batch_size))
     if settings.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, settings.max_steps_per_epoch)
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     total = max(steps_per_epoch * settings.epochs, 1)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, pct_start=0.15,
                                                 total_steps=total)
-    table = (data.idx, data.mask)
-    stats = node_statistics(model, data)
+    stats = [node_statistics(model, p.data) for p in parts]
     best = {"ap": -1.0, "state": None, "epoch": 0, "metrics": {}, "threshold": 0.5}
     ema = WeightAverage(model, settings.ema) if settings.ema > 0 else None
     history, epoch_times, nodes_seen, seeds_seen = [], [], 0, 0
@@ -221,16 +280,17 @@ def fit(model: ReliabilityModel, data: GraphData, train_mask: np.ndarray, val_ma
     for epoch in range(settings.epochs):
         t0 = time.perf_counter()
         model.train()
-        batches = compact_batches(data.x_m, data.y_m, train_mask, settings.batch_size, rng)
+        batches = epoch_batches(parts, settings.batch_size, rng)
         losses = []
-        for step, seeds in enumerate(batches[:steps_per_epoch]):
+        for step, (part, seeds) in enumerate(batches[:steps_per_epoch]):
+            data, table = parts[part].data, (parts[part].data.idx, parts[part].data.mask)
             if model.gnn is not None and len(fanout):
                 sub = sample_subgraph(table, seeds, fanout, rng)
             else:
                 sub = full_neighbourhood(table, seeds, 0)
-            t = data.subgraph_tensors(sub, device, stats)
+            t = data.subgraph_tensors(sub, device, stats[part])
             logits = subgraph_logits(model, t)[:len(seeds)]
-            target = torch.from_numpy(y[seeds]).to(device)
+            target = torch.from_numpy(ys[part][seeds]).to(device)
             weight = torch.where(target > 0.5, w_rel, w_unrel)
             loss = nn.functional.binary_cross_entropy_with_logits(logits, target, weight=weight)
             opt.zero_grad(set_to_none=True)
@@ -246,9 +306,10 @@ def fit(model: ReliabilityModel, data: GraphData, train_mask: np.ndarray, val_ma
             if on_step is not None:
                 on_step(step + 1, steps_per_epoch, float(np.mean(losses)))
         live = ema.swap_in(model) if ema is not None else None
-        p_val = predict_points(model, data, val_idx, device=device)
-        thr = tune_threshold(data.labels[val_idx], p_val)
-        metrics = reliability_metrics(data.labels[val_idx], p_val, thr)
+        p_val = np.concatenate([predict_points(model, p.data, np.flatnonzero(p.val),
+                                               device=device) for p in parts])
+        thr = tune_threshold(y_val, p_val)
+        metrics = reliability_metrics(y_val, p_val, thr)
         epoch_times.append(time.perf_counter() - t0)
         rec = {"epoch": epoch + 1, "loss": float(np.mean(losses)), **{f"val_{k}": v for k, v in
                metrics.items()}, "seconds": epoch_times[-1]}
