@@ -192,7 +192,8 @@ def test_tiny_run_writes_every_key(tiny_patch_model, tmp_path):
     cfg = BenchConfig(mode="test", repeats=1, encoder_points=64, calibration_points=16,
                       pipeline_points=1500, pipeline_repeats=1, scaling_points=(1500,),
                       scaling_repeats=1, heldout_points=1500, dense_points=1500,
-                      matmul_n=128, matmul_repeats=1)
+                      matmul_n=128, matmul_repeats=1, train_points=1500, epochs=1,
+                      max_steps=2, batch_size=128)
     run_bench(tmp_path, cfg, model=tiny_patch_model)
     data = json.loads((tmp_path / "latest.json").read_text())
     assert missing_keys(data) == []

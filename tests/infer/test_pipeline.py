@@ -42,27 +42,29 @@ def test_two_stage_equals_torch_reference(trained, two_stage):
     torch = pytest.importorskip("torch")
     from psirel.features.normalize import Normalizer
     from psirel.graph.knn import EdgeScale
-    from psirel.train.checkpoint import load_model
+    from psirel.train.checkpoint import load_predictor
     from psirel.train.data import load_inputs
-    from psirel.train.loop import predict_points
+    from psirel.train.loop import predict_ensemble
     from psirel.train.trainer import graph_data
 
     torch.set_num_threads(2)
     card = load_card(trained.model)
     f = card.features
-    inputs = load_inputs(*trained.inputs, k=f["k"], r_max_m=f["r_max_m"])
+    inputs = load_inputs(*trained.inputs, k=f["k"], r_max_m=f["r_max_m"],
+                         **card.raster_options())
     try:
         norm = Normalizer.from_json(card.meta["normalizer"])
         patches = LazyPatches(inputs.stack, norm, inputs.cloud.x, inputs.cloud.y)
         data = graph_data(inputs, patches, norm, EdgeScale.from_json(card.meta["edge_scale"]))
         rng = np.random.default_rng(0)
         points = np.sort(rng.choice(inputs.n, 160, replace=False))  # the reference is slow
-        ref = predict_points(load_model(card), data, points)
+        ref, ref_std = predict_ensemble(load_predictor(card), data, points)
     finally:
         inputs.stack.close()
     _, got, _ = two_stage
     diff = np.abs(got["reliability"][points] - ref)
-    assert diff.max() <= TOL
+    assert diff.max() <= TOL   # the calibrated ensemble mean, as the reference computes it
+    assert np.abs(got["reliability_std"][points] - ref_std).max() <= TOL
     assert ref.std() > 1e-3  # the model is not constant: the comparison means something
 
 
@@ -84,7 +86,7 @@ def test_naive_equals_two_stage(trained, two_stage, tmp_path):
 def test_output_keeps_input_attributes(trained, two_stage):
     summary, got, _ = two_stage
     src = read_points(trained.inputs[0])
-    assert list(got) == [*src.attributes, "reliability", "reliable_pred"]
+    assert list(got) == [*src.attributes, "reliability", "reliability_std", "reliable_pred"]
     for name, col in src.attributes.items():
         np.testing.assert_array_equal(got[name], col)
     rel, pred = got["reliability"], got["reliable_pred"]
