@@ -20,9 +20,20 @@ def bench(out: Annotated[Path, typer.Option("--out", help="Results folder: lates
                                                      "(psirel train --encoder patch)")] = None,
           shared_model: Annotated[Path | None, typer.Option(
               "--shared-model", help="A model trained with the shared-map encoder (default: "
-              "trained when psirel train supports it)")] = None) -> None:
+              "trained when psirel train supports it)")] = None,
+          quality: Annotated[bool, typer.Option(
+              "--quality", help="Run the quality protocol instead (bench/quality.py): train on "
+              "K random worlds, test on held-out worlds, over training seeds; writes "
+              "OUT/quality/quality.{json,md}")] = False) -> None:
     """Benchmark the encoder (torch / ONNX fp32 / int8), naive vs two-stage inference, scaling
     to 1M points, quality and the roofline; writes OUT/latest.json and OUT/latest.md."""
+    if quality:
+        from psirel.bench.protocol import ProtocolConfig, run_protocol
+
+        cfg = ProtocolConfig.quick() if quick else ProtocolConfig.full()
+        run_protocol(Path(out) / "quality", cfg)
+        typer.echo((Path(out) / "quality" / "quality.md").read_text())
+        return
     from psirel.bench.report import to_markdown
     from psirel.bench.run import BenchConfig, run_bench
     from psirel.errors import PsirelError

@@ -52,6 +52,19 @@ def uncertainty_metrics(y: np.ndarray, p: np.ndarray, std: np.ndarray, threshold
     return out
 
 
+def uncertainty_md(u: dict) -> str:
+    """The report's paragraph on ``reliability_std``."""
+    if u["std_auc_for_errors"] is None:
+        return (f"Uncertainty: {u['members']} ensemble member(s), mean reliability_std "
+                f"{u['mean_std']:.3f}; its ranking of the errors is undefined here.\n")
+    return (f"Uncertainty: {u['members']} ensemble members, mean reliability_std "
+            f"{u['mean_std']:.3f}. ROC-AUC of reliability_std for the model's errors at its "
+            f"threshold: {u['std_auc_for_errors']:.3f} (0.5 = no better than chance); error rate "
+            f"{u['error_rate_least_uncertain_fifth']:.1%} in the least and "
+            f"{u['error_rate_most_uncertain_fifth']:.1%} in the most uncertain fifth of the "
+            f"points (overall {u['error_rate']:.1%}).\n")
+
+
 def rebuild_baselines(card) -> dict:
     training = load_training_features(card.artifact("baselines/training_features.npz"))
     return {name: load_baseline(card.meta["baselines"][name], training=training)
@@ -115,7 +128,8 @@ def evaluate(model_dir: Path, points: Path, dem: Path, lulc: Path, amplitude: Pa
         write_report(out, result, {"ROC": "roc.png", "Precision-recall": "pr.png",
                                    "Map": "map.png"},
                      extra_md=f"Model: `{Path(model_dir)}` (GNN: {gnn}); test points: "
-                              f"`{points}`; unknown land-cover points: {n_unknown}.\n")
+                              f"`{points}`; unknown land-cover points: {n_unknown}.\n\n"
+                              + uncertainty_md(result["uncertainty"]))
         return result
     finally:
         inputs.stack.close()
