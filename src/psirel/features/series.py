@@ -213,6 +213,23 @@ def _block_features(d: np.ndarray, a: np.ndarray, seasonal: bool, half_wave_mm: 
     return f
 
 
+def checked_series(series_mm: np.ndarray, dates: np.ndarray | None
+                   ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """``(series [N, T], dates as datetime64[D], the dates' sort order)``, checked to agree
+    (dates and order are None when ``T = 0``: a cloud without series)."""
+    d = np.asarray(series_mm)
+    if d.ndim != 2:
+        raise ValueError(f"series must be [N, T], got {list(d.shape)}")
+    t = d.shape[1]
+    if t == 0:
+        return d, None, None
+    if dates is None or len(dates) != t:
+        raise ValueError(f"need {t} dates for a series of {t} values, got "
+                         f"{None if dates is None else len(dates)}")
+    dates = np.asarray(dates, dtype="datetime64[D]")
+    return d, dates, np.argsort(dates, kind="stable")
+
+
 def series_features(series_mm: np.ndarray, dates: np.ndarray | None,
                     wavelength_mm: float = C_BAND_WAVELENGTH_MM) -> tuple[np.ndarray, list[str]]:
     """Robust statistics of displacement series (see the module docstring).
@@ -227,17 +244,10 @@ def series_features(series_mm: np.ndarray, dates: np.ndarray | None,
         ``[N, F]`` float32 features and their ``F`` names (:data:`SERIES_FEATURES`). Finite input
         gives finite output; a cloud without series gives zeros (``series_present = 0``).
     """
-    d = np.asarray(series_mm)
-    if d.ndim != 2:
-        raise ValueError(f"series must be [N, T], got {list(d.shape)}")
+    d, dates, order = checked_series(series_mm, dates)
     n, t = d.shape
     if t == 0:
         return np.zeros((n, len(SERIES_FEATURES)), np.float32), list(SERIES_FEATURES)
-    if dates is None or len(dates) != t:
-        raise ValueError(f"need {t} dates for a series of {t} values, got "
-                         f"{None if dates is None else len(dates)}")
-    dates = np.asarray(dates, dtype="datetime64[D]")
-    order = np.argsort(dates, kind="stable")
     a, seasonal = design_matrix(dates[order])
     out = np.empty((n, len(SERIES_FEATURES)), np.float32)
     half_wave = float(wavelength_mm) / 2.0

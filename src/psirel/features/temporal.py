@@ -49,6 +49,7 @@ import numpy as np
 from psirel.features.series import (
     DAYS_PER_YEAR,
     MAD_TO_STD,
+    checked_series,
     design_matrix,
     fit_rows,
     nanmedian_rows,
@@ -251,17 +252,10 @@ def temporal_features(series_mm: np.ndarray, dates: np.ndarray | None
         gives finite output; points with fewer than 3 finite dates (and a cloud without series)
         give zeros.
     """
-    d = np.asarray(series_mm)
-    if d.ndim != 2:
-        raise ValueError(f"series must be [N, T], got {list(d.shape)}")
+    d, dates, order = checked_series(series_mm, dates)
     n, t = d.shape
     if t == 0:
         return np.zeros((n, len(TEMPORAL_FEATURES)), np.float32), list(TEMPORAL_FEATURES)
-    if dates is None or len(dates) != t:
-        raise ValueError(f"need {t} dates for a series of {t} values, got "
-                         f"{None if dates is None else len(dates)}")
-    dates = np.asarray(dates, dtype="datetime64[D]")
-    order = np.argsort(dates, kind="stable")
     a, seasonal = design_matrix(dates[order])
     days = (dates[order] - dates[order][0]).astype(np.float64)
     m = pair_bins(days)
