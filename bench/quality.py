@@ -29,12 +29,14 @@ def main() -> None:
     ap.add_argument("--test-worlds", type=int, nargs="+", help="held-out world seeds")
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--ensemble", type=int)
+    ap.add_argument("--no-temporal", action="store_true", help="ablation: no temporal encoder")
     args = ap.parse_args()
     cfg = ProtocolConfig.quick() if args.quick else ProtocolConfig.full()
     over = {"points": args.points, "train_clouds": args.train_clouds,
             "train_seeds": tuple(args.seeds) if args.seeds else None,
             "test_worlds": tuple(args.test_worlds) if args.test_worlds else None,
-            "epochs": args.epochs, "ensemble": args.ensemble}
+            "epochs": args.epochs, "ensemble": args.ensemble,
+            "temporal": False if args.no_temporal else None}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in over.items() if v is not None})
     result = run_protocol(args.out, cfg)
     print((args.out / "quality.md").read_text())

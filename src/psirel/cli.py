@@ -132,6 +132,10 @@ def train(out: Annotated[Path, typer.Option("--out", help="Model directory to wr
               "--patch-summary/--no-patch-summary",
               help="Feed the patch's summary statistics (relief gradients, amplitude, land-cover "
                    "mix) to the scalar branch (as maps with --encoder shared-map)")] = True,
+          temporal: Annotated[bool, typer.Option(
+              "--temporal/--no-temporal",
+              help="Encode the displacement series' residuals (quantile function and lag-binned "
+                   "autocorrelation, any length and sampling) with a 1-D CNN")] = True,
           ensemble: Annotated[int, typer.Option(
               "--ensemble", help="Independently seeded members: their mean is 'reliability', "
                                  "their spread 'reliability_std'")] = 3,
@@ -183,7 +187,8 @@ def train(out: Annotated[Path, typer.Option("--out", help="Model directory to wr
     settings = TrainSettings(gnn=gnn, epochs=epochs, seed=seed, batch_size=batch_size,
                              fanout=fan, layers=layers, fusion=fusion,
                              max_steps_per_epoch=max_steps, device=device, encoder=encoder,
-                             patch_summary=patch_summary, ensemble=ensemble, pixel_m=pixel_m)
+                             patch_summary=patch_summary, ensemble=ensemble, pixel_m=pixel_m,
+                             temporal=temporal)
     console = _console()
     with TrainReporter(console) as rep:
         meta = train_clouds(specs, out, settings=settings, reporter=rep)

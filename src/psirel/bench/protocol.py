@@ -47,6 +47,7 @@ class ProtocolConfig:
     ensemble: int = 3
     max_steps: int | None = None
     pixel_m: float | None = 10.0     # the model's grid (every world is resampled onto it)
+    temporal: bool = True            # the temporal encoder (False: its ablation)
 
     @classmethod
     def full(cls) -> ProtocolConfig:
@@ -113,7 +114,8 @@ def train_seed(root: Path, cfg: ProtocolConfig, seed: int) -> Path:
         specs.append(CloudSpec(d / "points.gpkg", d / "dem.tif", d / "lulc.tif",
                                d / "amplitude.tif"))
     settings = TrainSettings(seed=seed, epochs=cfg.epochs, ensemble=cfg.ensemble,
-                             max_steps_per_epoch=cfg.max_steps, pixel_m=cfg.pixel_m)
+                             max_steps_per_epoch=cfg.max_steps, pixel_m=cfg.pixel_m,
+                             temporal=cfg.temporal)
     t0 = time.perf_counter()
     meta = train_clouds(specs, model, settings=settings)
     log(f"protocol: seed {seed} trained in {time.perf_counter() - t0:.0f} s "
@@ -204,7 +206,8 @@ def to_markdown(result: dict) -> str:
     lines = [f"Protocol: {len(cfg['train_seeds'])} training seeds × {len(cfg['test_worlds'])} "
              f"held-out worlds ({len(result['cells'])} cells); each model trained on "
              f"{cfg['train_clouds']} random worlds of {cfg['points']:,} points "
-             f"(ensemble of {cfg['ensemble']}, {cfg['epochs']} epochs, {cfg['pixel_m']} m grid)."
+             f"(ensemble of {cfg['ensemble']}, {cfg['epochs']} epochs, {cfg['pixel_m']} m grid"
+             f"{'' if cfg.get('temporal', True) else ', no temporal encoder'})."
              f" Load average {result['load_average']['before']} → "
              f"{result['load_average']['after']}; {result['seconds']:.0f} s in all.", "",
              "| method | ROC-AUC | AP (unreliable) | ECE |", "|:--|--:|--:|--:|"]
