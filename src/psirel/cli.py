@@ -114,7 +114,11 @@ def train(out: Annotated[Path, typer.Option("--out", help="Model directory to wr
               "--pixel-m", help="The model's grid pixel size (m): every raster is resampled "
                                 "onto it; default the (first) DEM's")] = None,
           gnn: Annotated[str, typer.Option("--gnn", help="unimp | gatv2 | gen")] = "unimp",
-          epochs: Annotated[int, typer.Option("--epochs")] = 12,
+          epochs: Annotated[int, typer.Option("--epochs", help="Epochs (at least; see "
+                                              "--min-steps)")] = 12,
+          min_steps: Annotated[int, typer.Option(
+              "--min-steps", help="At least this many optimiser steps per member: a small "
+                                  "training set gets more epochs")] = 1800,
           seed: Annotated[int, typer.Option("--seed")] = 0,
           batch_size: Annotated[int, typer.Option("--batch-size", help="Seeds per step")] = 256,
           fanout: Annotated[str, typer.Option("--fanout", help="Per-hop fan-outs, e.g. 8,4; "
@@ -188,7 +192,7 @@ def train(out: Annotated[Path, typer.Option("--out", help="Model directory to wr
                              fanout=fan, layers=layers, fusion=fusion,
                              max_steps_per_epoch=max_steps, device=device, encoder=encoder,
                              patch_summary=patch_summary, ensemble=ensemble, pixel_m=pixel_m,
-                             temporal=temporal)
+                             temporal=temporal, min_steps=min_steps)
     console = _console()
     with TrainReporter(console) as rep:
         meta = train_clouds(specs, out, settings=settings, reporter=rep)

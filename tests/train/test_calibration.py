@@ -30,3 +30,12 @@ def test_logit_inverts_sigmoid_and_clips():
     p = np.array([1e-3, 0.2, 0.5, 0.9])
     np.testing.assert_allclose(expit(logit(p)), p, rtol=1e-9)
     assert np.isfinite(logit(np.array([0.0, 1.0]))).all()
+
+
+def test_small_training_sets_get_more_epochs():
+    from psirel.train.loop import TrainSettings, epochs_for
+
+    s = TrainSettings(epochs=12, min_steps=1800)
+    assert epochs_for(s, 88) == 21 and epochs_for(s, 188) == 12   # 1800 / 88 → 21
+    assert epochs_for(TrainSettings(epochs=12, min_steps=0), 5) == 12
+    assert epochs_for(TrainSettings(epochs=1, max_steps_per_epoch=2), 2) == 1   # capped runs

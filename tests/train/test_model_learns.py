@@ -22,7 +22,7 @@ def _files(d):
 def test_held_out_auc_beats_the_coherence_threshold(tiny_scene, tmp_path):
     test_scene = tmp_path / "test_scene"
     generate_scene(test_scene, n_points=3000, seed=6)
-    settings = TrainSettings(epochs=4, ensemble=1, seed=0, batch_size=128)
+    settings = TrainSettings(epochs=4, ensemble=1, seed=0, batch_size=128, min_steps=0)
     meta = train(*_files(tiny_scene), tmp_path / "model", settings=settings)
     assert meta["training"]["best_epoch"] >= 1
     res = evaluate(tmp_path / "model", *_files(test_scene), tmp_path / "eval", warn=lambda m: None)
