@@ -248,6 +248,12 @@ class FitResult:
     nodes_per_seed: float = 0.0
 
 
+def steps_for(n_seeds: int, settings: TrainSettings) -> int:
+    """Optimiser steps of one epoch over ``n_seeds`` training seeds."""
+    steps = int(np.ceil(n_seeds / settings.batch_size))
+    return min(steps, settings.max_steps_per_epoch) if settings.max_steps_per_epoch else steps
+
+
 def epochs_for(settings: TrainSettings, steps_per_epoch: int) -> int:
     """``settings.epochs``, raised so that a member takes at least ``settings.min_steps``
     optimiser steps (a capped epoch, ``max_steps_per_epoch``, keeps the epochs asked for)."""
@@ -277,9 +283,7 @@ def fit(model: ReliabilityModel, parts: Sequence[TrainPart],
     frac_rel = float(y_train.mean())
     w_rel, w_unrel = 0.5 / max(frac_rel, 1e-3), 0.5 / max(1 - frac_rel, 1e-3)
 
-    steps_per_epoch = int(np.ceil(len(y_train) / settings.batch_size))
-    if settings.max_steps_per_epoch:
-        steps_per_epoch = min(steps_per_epoch, settings.max_steps_per_epoch)
+    steps_per_epoch = steps_for(len(y_train), settings)
     n_epochs = epochs_for(settings, steps_per_epoch)
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     total = max(steps_per_epoch * n_epochs, 1)

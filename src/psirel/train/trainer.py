@@ -52,9 +52,11 @@ from psirel.train.loop import (
     GraphData,
     TrainPart,
     TrainSettings,
+    epochs_for,
     fit,
     model_config,
     new_model,
+    steps_for,
     val_logits,
 )
 from psirel.train.point_data import build_point_data
@@ -228,7 +230,8 @@ def train_clouds(specs: list[CloudSpec], out: Path, *, settings: TrainSettings |
                 s_m = dataclasses.replace(settings, seed=settings.seed + m)
                 model = new_model(cfg, s_m.seed, first.data.patches, first.data)
                 name = variant if n_members == 1 else f"{variant} {m + 1}/{n_members}"
-                rep.stage(f"train {name}", settings.epochs)
+                n_seeds = sum(int(p.train.sum()) for p in parts)
+                rep.stage(f"train {name}", epochs_for(s_m, steps_for(n_seeds, s_m)))
                 members.append(fit(model, parts, s_m, fanout,
                                    on_epoch=lambda r, v=name: rep.epoch(v, r)))
             results[variant] = (cfg, members)
