@@ -21,8 +21,8 @@ def shared_model(tiny_scene, tmp_path_factory):
     return out
 
 
-def _rel(path):
-    return pyogrio.read_dataframe(path)["reliability"].to_numpy()
+def _rel(path, column="reliability"):
+    return pyogrio.read_dataframe(path)[column].to_numpy()
 
 
 def test_model_json_records_the_encoder_and_window_inputs(shared_model):
@@ -42,11 +42,16 @@ def test_onnx_equals_torch_and_tiles_equal_one_process(shared_model, tiny_scene,
     assert s["points"] == len(a) == 3000
     assert np.isfinite(a).all()
     assert np.abs(a - b).max() <= 1e-5
+    # the default is a calibrated ensemble: its spread agrees between backends too
+    sa, sb = _rel(tmp_path / "onnx.gpkg", "reliability_std"), _rel(tmp_path / "torch.gpkg",
+                                                                    "reliability_std")
+    assert sa.max() > 0 and np.abs(sa - sb).max() <= 1e-5
     from psirel.infer.distributed import predict_tiled
 
     predict_tiled(shared_model, out=tmp_path / "tiles.gpkg", dask="sync", tile_m=900, **args)
     # windows differ between tilings only in their zero padding, far from the points
     assert np.abs(_rel(tmp_path / "tiles.gpkg") - a).max() <= 1e-3
+    assert np.abs(_rel(tmp_path / "tiles.gpkg", "reliability_std") - sa).max() <= 1e-3
 
 
 def test_naive_strategy_refuses_a_shared_map_model(shared_model, tiny_scene, tmp_path):
