@@ -82,7 +82,12 @@ class CalibratedEnsemble(nn.Module):
     def reliability(self, emb: Tensor, idx: Tensor | None = None, mask: Tensor | None = None,
                     edge_attr: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``(p [N], std [N])``: the members' mean calibrated probability and its spread."""
-        p = torch.sigmoid(self.member_logits(emb, idx, mask, edge_attr))
+        return self.combine(self.member_logits(emb, idx, mask, edge_attr))
+
+    @staticmethod
+    def combine(z: Tensor) -> tuple[Tensor, Tensor]:
+        """Calibrated member logits ``[N, M]`` → ``(mean probability, its std)``."""
+        p = torch.sigmoid(z)
         mean = p.mean(dim=-1)
         std = ((p - mean.unsqueeze(-1)) ** 2).mean(dim=-1).sqrt()
         return mean, std

@@ -198,11 +198,10 @@ def predict_ensemble(predictor, data: GraphData, points: np.ndarray, device: str
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Calibrated P(reliable) of ``points`` and its spread over the members of a
     :class:`~psirel.models.ensemble.CalibratedEnsemble` (the same map as ``gnn.onnx``)."""
-    scale, bias = predictor.scale.cpu().numpy(), predictor.bias.cpu().numpy()
-    z = np.stack([predict_points(m, data, points, device=device, logits=True)
-                  for m in predictor.members], axis=-1).astype(np.float64)
-    p = 1.0 / (1.0 + np.exp(-(z * scale + bias)))
-    return p.mean(-1).astype(np.float32), p.std(-1).astype(np.float32)
+    z = torch.from_numpy(np.stack([predict_points(m, data, points, device=device, logits=True)
+                                   for m in predictor.members], axis=-1))
+    p, std = predictor.combine(z * predictor.scale.cpu() + predictor.bias.cpu())
+    return p.numpy().astype(np.float32), std.numpy().astype(np.float32)
 
 
 @dataclass
