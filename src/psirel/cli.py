@@ -29,10 +29,26 @@ CrsOpt = Annotated[str | None, typer.Option("--crs", help="CRS of the points whe
                                                           "none (e.g. EPSG:3035)")]
 LabelOpt = Annotated[str | None, typer.Option("--label", help="Label column (1 reliable, "
                                                               "0 unreliable); default 'reliable'")]
+ColumnsOpt = Annotated[str | None, typer.Option(
+    "--columns", help="Which column holds which role, as ROLE=NAME,... (roles: x, y, id, "
+                      "velocity, coherence, height, label; series=PREFIX for the PREFIX+YYYYMMDD "
+                      "date columns), e.g. x=pnt_lon,y=pnt_lat,velocity=pnt_linear,series=d_; "
+                      "wins over the recognised export's profile and the name aliases")]
+UnitsOpt = Annotated[str | None, typer.Option(
+    "--units", help="Units of the velocity and the time series: mm (mm/yr, mm) or m (m/yr, m; "
+                    "converted to mm). Default: the recognised export's, else mm unless the "
+                    "values look like metres (then converted, with a warning)")]
 LegendOpt = Annotated[str | None, typer.Option(
     "--lulc-legend", help="Land-cover product of --lulc: worldcover | corine | nlcd | cci | "
                           "dynamic_world (default: its LULC_LEGEND tag, else detected from its "
                           "codes)")]
+
+
+def _schema(columns: str | None, units: str | None):
+    """The ``--columns`` / ``--units`` schema (a one-line error for a malformed one)."""
+    from psirel.io.schema import parse_columns
+
+    return parse_columns(columns, units)
 
 
 def _console():
@@ -86,12 +102,14 @@ def inspect(points: PointsOpt, dem: Annotated[Path | None, typer.Option("--dem")
             crs: CrsOpt = None, label: LabelOpt = None, lulc_legend: LegendOpt = None,
             pixel_m: Annotated[float | None, typer.Option(
                 "--pixel-m", help="Grid pixel size to check (m); default the DEM's")] = None,
+            columns: ColumnsOpt = None, units: UnitsOpt = None,
             ) -> None:
     """Validate inputs and print what psirel understood of them before a long run."""
     from psirel.inspect import format_report, inspect_inputs
 
+    schema = _schema(columns, units)
     report = inspect_inputs(points, dem=dem, lulc=lulc, amplitude=amplitude, crs=crs, label=label,
-                            pixel_m=pixel_m, lulc_legend=lulc_legend or "auto")
+                            pixel_m=pixel_m, lulc_legend=lulc_legend or "auto", schema=schema)
     _console().print(format_report(report), highlight=False)
 
 
@@ -107,9 +125,11 @@ def train(out: Annotated[Path, typer.Option("--out", help="Model directory to wr
                                ] = None,
           clouds: Annotated[Path | None, typer.Option(
               "--clouds", help="CSV of labelled clouds, one a row: points,dem,lulc,amplitude "
-                               "and optional label,crs,split (train|val); paths relative to it")
+                               "and optional label,crs,split (train|val),lulc_legend,columns,"
+                               "units; paths relative to it")
                             ] = None,
           label: LabelOpt = None, crs: CrsOpt = None, lulc_legend: LegendOpt = None,
+          columns: ColumnsOpt = None, units: UnitsOpt = None,
           pixel_m: Annotated[float | None, typer.Option(
               "--pixel-m", help="The model's grid pixel size (m): every raster is resampled "
                                 "onto it; default the (first) DEM's")] = None,
@@ -158,13 +178,15 @@ def train(out: Annotated[Path, typer.Option("--out", help="Model directory to wr
             raise PsirelError(f"--clouds names every cloud's files: drop {', '.join(given)}")
         if label is not None or crs is not None:
             raise PsirelError("--clouds: give label and crs as columns of the clouds file")
+        if columns is not None or units is not None:
+            raise PsirelError("--clouds: give columns and units as columns of the clouds file")
         specs = read_clouds_csv(clouds)
     else:
         missing = [k for k, v in one.items() if v is None]
         if missing:
             raise PsirelError(f"missing option(s) {', '.join(missing)} (or use --clouds FILE)")
         specs = [CloudSpec(points, dem, lulc, amplitude, label=label, crs=crs,
-                           lulc_legend=lulc_legend)]
+                           lulc_legend=lulc_legend, schema=_schema(columns, units))]
     if ensemble < 1:
         raise PsirelError(f"--ensemble {ensemble}: need at least one member")
 
@@ -213,16 +235,18 @@ def train(out: Annotated[Path, typer.Option("--out", help="Model directory to wr
 def evaluate(model: Annotated[Path, typer.Option("--model", help="Model directory")],
              points: PointsOpt, dem: DemOpt, lulc: LulcOpt, amplitude: AmpOpt,
              out: Annotated[Path, typer.Option("--out", help="Report directory")],
-             label: LabelOpt = None, crs: CrsOpt = None, lulc_legend: LegendOpt = None
+             label: LabelOpt = None, crs: CrsOpt = None, lulc_legend: LegendOpt = None,
+             columns: ColumnsOpt = None, units: UnitsOpt = None,
              ) -> None:
     """Compare the model with every baseline on a labelled cloud: metrics.json, plots, report."""
+    schema = _schema(columns, units)
     from psirel.report.markdown import metrics_table
     from psirel.train.evaluate import evaluate as run_eval
 
     console = _console()
     result = run_eval(model, points, dem, lulc, amplitude, out, label=label, crs=crs,
                       warn=lambda m: console.print(f"[yellow]warning:[/] {m}"),
-                      lulc_legend=lulc_legend)
+                      lulc_legend=lulc_legend, schema=schema)
     console.print(metrics_table(result), highlight=False)
     console.print(f"report: [bold]{Path(out) / 'report.md'}[/]")
 
@@ -241,32 +265,6 @@ def export(model: Annotated[Path, typer.Argument(help="Model directory")],
     parity = max(v for v in onnx["parity_max_abs_prob"].values() if isinstance(v, float))
     _console().print(f"exported to [bold]{model}[/] (opset {onnx['opset']}, max |p_torch − "
                      f"p_onnx| = {parity:.1e})")
-
-
-class _TileBars:
-    """The predict command's bars: points per stage, or tiles (with the tile rate) on Dask."""
-
-    def __init__(self, console):
-        from psirel.cli_progress import StageReporter
-
-        self.rep = StageReporter(console)
-
-    def __enter__(self):
-        self.rep.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.rep.__exit__(*exc)
-
-    def stage(self, name: str, total: int) -> None:
-        self.rep.stage(name, total)
-
-    def advance(self, n: int = 1) -> None:
-        self.rep.advance(n)
-        bars = self.rep.progress
-        t = bars.tasks[self.rep.task]
-        if t.description == "tiles" and t.elapsed:
-            bars.update(self.rep.task, rate=f"{t.completed / t.elapsed * 60:,.1f} tiles/min")
 
 
 @app.command()
@@ -302,10 +300,12 @@ def predict(model: Annotated[Path, typer.Option("--model", help="Model directory
                                                       "part per tile + manifest.json")] = False,
             precision: Annotated[str, typer.Option("--precision", help="fp32 | int8 (stage 1 "
                                                    "from pointwise.int8.onnx)")] = "fp32",
+            columns: ColumnsOpt = None, units: UnitsOpt = None,
             ) -> None:
     """Score every point: two stages (PW encoder over chunks, then GNN over the graph) on ONNX
     Runtime; an interrupted run resumes from its work dir. With --dask, tiles with exact halos
     run as Dask tasks and give the same output."""
+    from psirel.cli_progress import TileBars
     from psirel.infer.pipeline import predict as run_predict
 
     if backend not in ("onnx", "torch"):
@@ -319,9 +319,10 @@ def predict(model: Annotated[Path, typer.Option("--model", help="Model directory
         raise PsirelError(f"--precision {precision}: choose fp32 or int8")
     if dask is not None and (backend != "onnx" or strategy != "two-stage"):
         raise PsirelError("--dask runs the ONNX backend's two-stage strategy only")
+    schema = _schema(columns, units)
     console = _console()
     warn = lambda m: console.print(f"[yellow]warning:[/] {m}")  # noqa: E731
-    with _TileBars(console) as rep:
+    with TileBars(console) as rep:
         if dask is not None:
             from psirel.infer.distributed import predict_tiled
 
@@ -329,13 +330,13 @@ def predict(model: Annotated[Path, typer.Option("--model", help="Model directory
                               tile_m=tile_m, partitioned=partitioned, work_dir=work_dir,
                               memory_gb=memory_gb, threads=threads, device=device,
                               restart=restart, crs=crs, progress=rep, warn=warn,
-                              precision=precision, lulc_legend=lulc_legend)
+                              precision=precision, lulc_legend=lulc_legend, schema=schema)
         else:
             s = run_predict(model, points, dem, lulc, amplitude, out, backend=backend,
                             strategy=strategy, work_dir=work_dir, memory_gb=memory_gb,
                             threads=threads, device=device, restart=restart, crs=crs,
                             progress=rep, warn=warn, precision=precision,
-                            lulc_legend=lulc_legend)
+                            lulc_legend=lulc_legend, schema=schema)
     sec = s["seconds"]
     stages = ", ".join(f"{k} {v:.1f} s" for k, v in sec.items() if k != "total" and v >= 0.05)
     console.print(f"{s['points']:,} points, {s['unreliable_fraction']:.1%} unreliable "

@@ -73,3 +73,27 @@ class StageReporter:
         t = self.progress.tasks[self.task]
         if t.elapsed:
             self.progress.update(self.task, rate=f"{t.completed / t.elapsed:,.0f} pts/s")
+
+
+class TileBars:
+    """The predict command's bars: points per stage, or tiles (with the tile rate) on Dask."""
+
+    def __init__(self, console: Console):
+        self.rep = StageReporter(console)
+
+    def __enter__(self):
+        self.rep.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.rep.__exit__(*exc)
+
+    def stage(self, name: str, total: int) -> None:
+        self.rep.stage(name, total)
+
+    def advance(self, n: int = 1) -> None:
+        self.rep.advance(n)
+        bars = self.rep.progress
+        t = bars.tasks[self.rep.task]
+        if t.description == "tiles" and t.elapsed:
+            bars.update(self.rep.task, rate=f"{t.completed / t.elapsed * 60:,.1f} tiles/min")

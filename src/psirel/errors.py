@@ -112,3 +112,11 @@ class WorkDirMismatch(PsirelError):
 class MissingExtra(PsirelError):
     def __init__(self, feature: str, extra: str):
         super().__init__(f"{feature} needs the '{extra}' extra: pip install 'psirel[{extra}]'")
+
+
+class ColumnMapError(PsirelError):
+    """A ``--columns`` / ``--units`` value that cannot be used (a malformed entry, an unknown
+    role), or a mapping naming a column the file does not have."""
+
+    def __init__(self, where: Path | str, reason: str):
+        super().__init__(f"{where}: {reason}")

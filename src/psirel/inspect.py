@@ -27,7 +27,9 @@ from psirel.errors import InvalidValues, PointsOutsideRasters
 from psirel.io import legends
 from psirel.io.grid import Grid, utm_zone_name
 from psirel.io.points import PointCloud, read_points
+from psirel.io.profiles import profile_named
 from psirel.io.rasters import RasterStack, open_raster, overview_codes, stack_grid
+from psirel.io.schema import PointSchema
 
 HALF_PATCH_PX = 40  # half of an 80 px patch: closer to an edge, a patch needs padding
 METRES_PER_DEGREE = 111_320.0  # along a meridian; along a parallel times cos(latitude)
@@ -82,6 +84,8 @@ class InspectReport:
     crs: str  # after reprojection onto the DEM's CRS (or the source CRS without rasters)
     crs_origin: str
     roles: dict[str, str]
+    profile: str | None  # the recognised export: "title (name)", or None
+    units: str  # what the velocity and series were read as, and why ("m (detected) → mm")
     series_columns: tuple[str, ...]
     n_dates: int
     first_date: str | None
@@ -116,8 +120,8 @@ def _pixel_m(crs: CRS, transform, lat: float) -> tuple[float, float]:
 def inspect_inputs(points: Path | str, dem: Path | str | None = None,
                    lulc: Path | str | None = None, amplitude: Path | str | None = None,
                    crs=None, label: str | None = None, *, strict: bool = True,
-                   pixel_m: float | None = None, lulc_legend: str | None = "auto"
-                   ) -> InspectReport:
+                   pixel_m: float | None = None, lulc_legend: str | None = "auto",
+                   schema: PointSchema | None = None) -> InspectReport:
     """Read the points and open the rasters given; collect what a user should check.
 
     Args:
@@ -131,6 +135,7 @@ def inspect_inputs(points: Path | str, dem: Path | str | None = None,
             (a model grid at the DEM's resolution for a geographic DEM).
         lulc_legend: land-cover legend to check the codes against; ``"auto"`` (default)
             detects it and reports, without raising, when it cannot; None: none.
+        schema: column map and units of the points (``--columns``, ``--units``).
     """
     paths = {k: Path(v) for k, v in (("dem", dem), ("lulc", lulc), ("amplitude", amplitude))
              if v is not None}
@@ -140,7 +145,7 @@ def inspect_inputs(points: Path | str, dem: Path | str | None = None,
     try:
         for name, p in paths.items():
             sources[name] = open_raster(p, name)
-        cloud = read_points(points, crs=crs, label=label)
+        cloud = read_points(points, crs=crs, label=label, schema=schema)
         if "dem" in sources:  # the grid patches are sampled on: its CRS is the stack's
             grid = stack_grid(sources["dem"], pixel_m, crs=cloud.source_crs.to_wkt())
             target = CRS.from_user_input(grid.crs.to_wkt())
@@ -258,6 +263,7 @@ def _report(cloud: PointCloud, rasters: list[RasterReport], unusable: np.ndarray
     return InspectReport(
         points=cloud.path, n_points=len(cloud), source_crs=_name(cloud.source_crs),
         crs=_name(cloud.crs), crs_origin=cloud.crs_origin, roles=dict(cloud.roles),
+        profile=_profile_text(cloud.profile), units=_units_text(cloud),
         series_columns=cloud.series_columns, n_dates=len(d),
         first_date=str(d[0]) if len(d) else None, last_date=str(d[-1]) if len(d) else None,
         median_spacing_days=spacing,
@@ -265,6 +271,17 @@ def _report(cloud: PointCloud, rasters: list[RasterReport], unusable: np.ndarray
         coherence_range=(float(cloud.coherence.min()), float(cloud.coherence.max())),
         height_range=hr, labels=labels, warnings=list(cloud.warnings), rasters=rasters,
         unusable=int(unusable.sum()), unusable_ids=list(cloud.ids[unusable][:5]))
+
+
+def _profile_text(name: str | None) -> str | None:
+    return None if name is None else f"{profile_named(name).title} ({name})"
+
+
+def _units_text(cloud: PointCloud) -> str:
+    if cloud.units == "mm":
+        why = "" if cloud.units_origin == "default" else f" ({cloud.units_origin})"
+        return f"mm/yr and mm{why}"
+    return f"m/yr and m ({cloud.units_origin}), converted to mm/yr and mm"
 
 
 def check_points_inside(cloud: PointCloud, stack: RasterStack) -> None:
@@ -291,6 +308,7 @@ def format_report(report: InspectReport) -> str:
     lines = [f"points     {r.points}: {r.n_points:,} points"]
     crs = f"{r.source_crs} ({r.crs_origin})"
     lines.append(f"CRS        {crs}" + (f" → {r.crs}" if r.crs != r.source_crs else ""))
+    lines.append(f"profile    {r.profile or 'none recognised (columns found by name)'}")
     roles = [f"{role} ← {r.roles[role]}" for role in
              ("velocity", "coherence", "height", "id", "label", "x", "y") if role in r.roles]
     if "height" not in r.roles:
@@ -302,6 +320,7 @@ def format_report(report: InspectReport) -> str:
                      f"(columns {r.series_columns[0]} … {r.series_columns[-1]})")
     else:
         lines.append("series     none")
+    lines.append(f"units      {r.units}")
     lo, hi = r.velocity_range
     lines.append(f"velocity   {lo:.2f} … {hi:.2f} mm/yr")
     lo, hi = r.coherence_range

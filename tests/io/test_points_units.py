@@ -19,14 +19,41 @@ def test_plausible_mm_cloud_has_no_unit_warning(tmp_path, point_columns):
 
 
 def test_series_in_metres_and_velocity_in_m_per_year(tmp_path, point_columns):
+    mm = point_columns(200)
+    cols = dict(mm)
+    for k in ("velocity", "D20200101", "D20200113", "D20200125"):
+        cols[k] = mm[k].astype(np.float64) / 1000
+    cloud = read_points(write(tmp_path, cols))
+    text = " | ".join(cloud.warnings)
+    assert "column 'velocity' looks like m/yr" in text and "converted to mm/yr" in text
+    assert "time series (D20200101 … D20200125) look like metres" in text
+    assert "converted to mm (×1000)" in text and "--units mm" in text
+    assert (cloud.units, cloud.units_origin) == ("m", "detected")
+    np.testing.assert_allclose(cloud.velocity_mm_yr, mm["velocity"], rtol=1e-6)
+    np.testing.assert_allclose(cloud.series_mm[:, 2], mm["D20200125"], rtol=1e-6)
+    np.testing.assert_array_equal(cloud.attributes["velocity"], cols["velocity"])  # file's own
+
+
+def test_units_mm_keeps_metric_looking_values_and_reports_them(tmp_path, point_columns):
+    from psirel.io.schema import PointSchema
+
     cols = point_columns(200)
     for k in ("velocity", "D20200101", "D20200113", "D20200125"):
         cols[k] = cols[k] / 1000
+    cloud = read_points(write(tmp_path, cols), schema=PointSchema(units="mm"))
+    assert (cloud.units, cloud.units_origin) == ("mm", "--units")
+    np.testing.assert_array_equal(cloud.velocity_mm_yr, cols["velocity"])
+    assert any("looks like m/yr (99 % of |v| < 0.05); expected mm/yr" in w
+               for w in cloud.warnings)
+
+
+def test_only_one_metric_looking_quantity_is_reported_not_converted(tmp_path, point_columns):
+    cols = point_columns(200)
+    cols["velocity"] = cols["velocity"] / 1000  # the series stay in mm
     cloud = read_points(write(tmp_path, cols))
-    text = " | ".join(cloud.warnings)
-    assert "column 'velocity' looks like m/yr" in text
-    assert "time series (D20200101 … D20200125) look like metres" in text
-    np.testing.assert_allclose(cloud.velocity_mm_yr, cols["velocity"])  # reported, not changed
+    assert cloud.units == "mm"
+    np.testing.assert_array_equal(cloud.velocity_mm_yr, cols["velocity"])
+    assert any("not converted" in w and "--units m" in w for w in cloud.warnings)
 
 
 def test_missing_height_and_series_are_warnings(tmp_path):

@@ -5,6 +5,7 @@ from psirel.baselines.data import PointData
 from psirel.errors import PsirelError
 from psirel.features.normalize import Normalizer
 from psirel.graph.knn import EdgeScale
+from psirel.io.schema import parse_columns
 from psirel.train.clouds import (
     concat_point_data,
     pool_edge_scales,
@@ -46,6 +47,31 @@ def test_clouds_file_errors_name_the_file_and_row(tmp_path, text, message):
     _files(tmp_path)
     csv = tmp_path / "c.csv"
     csv.write_text(text)
+    with pytest.raises(PsirelError, match=message) as e:
+        read_clouds_csv(csv)
+    assert str(csv) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_clouds_file_columns_and_units(tmp_path):
+    _files(tmp_path)
+    csv = tmp_path / "clouds.csv"
+    csv.write_text('points,dem,lulc,amplitude,columns,units\n'
+                   'p.gpkg,dem.tif,lulc.tif,amp.tif,"x=pnt_lon,y=pnt_lat,series=d_",m\n'
+                   'p.gpkg,dem.tif,lulc.tif,amp.tif,,\n')
+    a, b = read_clouds_csv(csv)
+    assert a.schema == parse_columns("x=pnt_lon,y=pnt_lat,series=d_", "m")
+    assert b.schema is None
+
+
+@pytest.mark.parametrize("row, message", [
+    ('p.gpkg,dem.tif,lulc.tif,amp.tif,"vel=v",', r"row 2: columns/units: unknown role 'vel'"),
+    ("p.gpkg,dem.tif,lulc.tif,amp.tif,,cm", r"row 2: columns/units: 'cm'"),
+    ("p.gpkg,dem.tif,lulc.tif,amp.tif,x=a,y=b,m", "row 2 has more fields than the header"),
+])
+def test_clouds_file_bad_columns_name_the_file_and_row(tmp_path, row, message):
+    _files(tmp_path)
+    csv = tmp_path / "c.csv"
+    csv.write_text("points,dem,lulc,amplitude,columns,units\n" + row + "\n")
     with pytest.raises(PsirelError, match=message) as e:
         read_clouds_csv(csv)
     assert str(csv) in str(e.value) and "\n" not in str(e.value)

@@ -6,12 +6,14 @@ tiles with exact halos (:mod:`psirel.infer.tiling`) and submits one task per til
 (``local[:N]``) or a running scheduler (``tcp://host:8786``); ``sync`` runs the tiles one after
 another in this process, without Dask. A task reads only its box of points and its raster
 windows, runs both stages on ONNX Runtime and returns its core predictions; a failing task is
-retried (``retries``) and, if it keeps failing, reported by tile id.
+retried (``retries``) and, if it keeps failing, reported by tile id (the executors:
+:mod:`psirel.infer.executors`).
 
 Resuming: each finished tile is recorded in the work folder (``tiles.json``, rewritten atomically,
 after the tile's result ``tiles/tile-NNNNNN.npz`` or its GeoParquet part is complete), under a key
-of the model, the inputs and the tiling, as :mod:`psirel.infer.workdir` does; a rerun with the
-same ``--work-dir`` submits only the tiles not yet done.
+of the model, the inputs (the column map included) and the tiling, as :mod:`psirel.infer.workdir`
+does (:mod:`psirel.infer.tile_work`); a rerun with the same ``--work-dir`` submits only the tiles
+not yet done.
 
 Output: one file written by the driver in input order (the atomic writer of ``psirel predict``),
 or, with ``partitioned=True``, one GeoParquet part per tile written by its task plus a
@@ -25,20 +27,22 @@ A process-based ``LocalCluster`` starts its workers with ``spawn``, which re-imp
 from __future__ import annotations
 
 import json
-import logging
-import multiprocessing
-import os
-import re
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from psirel.compat import check_features, check_unknown_lulc
-from psirel.errors import MissingExtra, PsirelError, WorkDirMismatch
+from psirel.errors import PsirelError
 from psirel.features.scalars import SCALAR_FEATURES
+from psirel.infer.executors import (  # noqa: F401  (re-exported: the driver's executors)
+    CONNECT_TIMEOUT_S,
+    DaskExecutor,
+    SyncExecutor,
+    first_line,
+    make_executor,
+)
 from psirel.infer.pipeline import (
     BLOCK_POINTS,
     EMBED_BATCH,
@@ -47,6 +51,7 @@ from psirel.infer.pipeline import (
     peak_rss_mb,
 )
 from psirel.infer.scene import Silent, Timer, read_cloud_on
+from psirel.infer.tile_work import TileWork, read_tile_manifest
 from psirel.infer.tiling import (
     TilePlan,
     TileResult,
@@ -54,269 +59,29 @@ from psirel.infer.tiling import (
     auto_tile_m,
     halo_for,
     plan_tiles,
-    run_tile,
     tile_bytes_per_point,
 )
 from psirel.infer.workdir import file_identity
-from psirel.io.atomic import atomic_path, atomic_write_text
 from psirel.io.formats import format_of
 from psirel.io.partitioned import check_parts_dir, part_name, write_manifest
 from psirel.io.points import write_predictions
 from psirel.io.rasters import RasterStack
+from psirel.io.schema import PointSchema
 from psirel.model_dir import MODEL_JSON, ModelCard, load_card, sha256_file
 
 RETRIES = 2              # extra attempts of a failing tile
-CONNECT_TIMEOUT_S = 10.0  # waiting for a scheduler (and its first worker)
-_LOCAL = re.compile(r"^local(?::(\d+))?$")
-_ADDRESS = re.compile(r"^(tcp|tls|ucx|ws|wss)://[^\s/:]+(:\d{1,5})?/?$")
-
-
-# ---------------------------------------------------------------------------- executors
-class SyncExecutor:
-    """Tiles one after another in this process (no Dask): for debugging and small clouds."""
-
-    label = "sync"
-    n_workers = 1
-
-    def start(self) -> None:
-        pass
-
-    def map(self, tasks: list[TileTask], retries: int) -> Iterator[tuple]:
-        for t in tasks:
-            for attempt in range(retries + 1):
-                try:
-                    res = run_tile(t)
-                except Exception as exc:  # as Dask would: retried, then reported
-                    if attempt == retries:
-                        yield t, None, exc
-                else:
-                    yield t, res, None
-                    break
-
-    def close(self) -> None:
-        pass
-
-
-class DaskExecutor:
-    """Tiles as tasks of a ``dask.distributed`` client: a new ``LocalCluster`` (``n_local``
-    single-threaded worker processes), a scheduler ``address``, or a given ``client``."""
-
-    def __init__(self, label: str, n_local: int | None = None, address: str | None = None,
-                 client=None, timeout_s: float = CONNECT_TIMEOUT_S):
-        self.label, self.n_local, self.address = label, n_local, address
-        self.client, self.timeout_s = client, timeout_s
-        self._own_client = client is None
-        self._cluster = None
-
-    @property
-    def remote(self) -> bool:
-        return self.address is not None
-
-    def start(self) -> None:
-        if self.client is not None:
-            return
-        try:
-            from distributed import Client, LocalCluster
-        except ImportError:
-            raise MissingExtra("--dask", "dask") from None
-        if self.remote:
-            try:
-                self.client = Client(self.address, timeout=f"{self.timeout_s}s",
-                                     set_as_default=False)
-            except (OSError, TimeoutError) as exc:
-                raise PsirelError(f"--dask {self.address}: no Dask scheduler answered within "
-                                  f"{self.timeout_s:g} s ({_first_line(exc)})") from None
-            try:
-                self.client.wait_for_workers(1, timeout=self.timeout_s)
-            except (OSError, TimeoutError):
-                self.close()
-                raise PsirelError(f"--dask {self.address}: the scheduler has no workers (start "
-                                  f"some with `dask worker {self.address}`)") from None
-            return
-        try:
-            self._cluster = LocalCluster(n_workers=self.n_local, threads_per_worker=1,
-                                         processes=True, dashboard_address=None,
-                                         silence_logs=logging.ERROR)
-        except Exception as exc:
-            raise PsirelError(f"--dask {self.label}: the local Dask workers did not start "
-                              f"({_first_line(exc)}); {_MAIN_GUARD}") from None
-        self.client = Client(self._cluster, set_as_default=False)
-
-    @property
-    def n_workers(self) -> int:
-        """Tasks the cluster runs at once (worker threads)."""
-        workers = self.client.scheduler_info(n_workers=-1)["workers"].values()
-        return max(sum(int(w.get("nthreads", 1)) for w in workers), 1)
-
-    def map(self, tasks: list[TileTask], retries: int) -> Iterator[tuple]:
-        from distributed import as_completed
-
-        run = uuid.uuid4().hex[:8]
-        futures = {self.client.submit(run_tile, t, key=f"psirel-tile-{t.tile}-{run}",
-                                      retries=retries, pure=False, priority=len(t.rows)): t
-                   for t in tasks}
-        try:
-            for fut in as_completed(futures, loop=self.client.loop):
-                t = futures[fut]
-                if fut.status == "error":
-                    yield t, None, fut.exception()
-                else:
-                    yield t, fut.result(), None
-                fut.release()
-        finally:
-            pending = [f for f in futures if not f.done()]
-            if pending:
-                self.client.cancel(pending)
-
-    def close(self) -> None:
-        if self._own_client and self.client is not None:
-            self.client.close()
-            self.client = None
-        if self._cluster is not None:
-            self._cluster.close()
-            self._cluster = None
-
-
-_MAIN_GUARD = ("a script that calls psirel with --dask local must do so under "
-               "`if __name__ == \"__main__\":` (worker processes re-import the script)")
-
-
-def make_executor(dask, timeout_s: float = CONNECT_TIMEOUT_S):
-    """``"local"``, ``"local:N"``, ``"sync"``, a scheduler address (``tcp://host:8786``) or a
-    ``distributed.Client`` → an executor (nothing started yet); a PsirelError otherwise."""
-    if hasattr(dask, "submit") and hasattr(dask, "scheduler_info"):
-        return DaskExecutor("client", client=dask)
-    spec = str(dask).strip()
-    if spec == "sync":
-        return SyncExecutor()
-    m = _LOCAL.match(spec)
-    if m:
-        if getattr(multiprocessing.current_process(), "_inheriting", False):
-            raise PsirelError(_MAIN_GUARD)  # a new worker re-importing an unguarded script
-        n = int(m.group(1)) if m.group(1) else None
-        if n is not None and n < 1:
-            raise PsirelError(f"--dask {spec}: give at least one worker (local:N, N >= 1)")
-        if n is None:
-            n = os.cpu_count() or 1
-        return DaskExecutor(spec, n_local=n)
-    if _ADDRESS.match(spec):
-        return DaskExecutor(spec, address=spec.rstrip("/"), timeout_s=timeout_s)
-    raise PsirelError(f"--dask {spec}: expected local, local:N, sync or a scheduler address "
-                      "like tcp://host:8786")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
-
-
-# ---------------------------------------------------------------------------- work folder
-class TileWork:
-    """The resumable state of a tiled run: ``tiles.json`` (key + finished tiles) and the tiles'
-    results ``tiles/tile-NNNNNN.npz`` (``rows`` int64, ``reliability`` float32 ``[c, 2]``:
-    P(reliable) and its std).
-
-    A manifest with another key is refused with :class:`~psirel.errors.WorkDirMismatch` unless
-    ``restart`` clears it (only files this class writes are removed)."""
-
-    FORMAT = "psirel-tiles/1"
-    MANIFEST = "tiles.json"
-    RESULTS = "tiles"
-
-    def __init__(self, path: Path | str, key: dict, restart: bool = False):
-        self.path = Path(path)
-        self.key = json.loads(json.dumps(key))
-        self.path.mkdir(parents=True, exist_ok=True)
-        state = read_tile_manifest(self.path)
-        if state is not None and state.get("key") != self.key:
-            if not restart:
-                raise WorkDirMismatch(self.path, "work dir belongs to another run (differs in: "
-                                      f"{_differences(state.get('key'), self.key)})")
-            state = None
-        self.resumed = state is not None  # this run's manifest was there (maybe no tile yet)
-        if state is None:
-            self.clean()
-            state = {"format": self.FORMAT, "key": self.key, "done": {}}
-            self._write(state)
-        self._state = state
-        self.done: dict[int, dict] = {int(k): v for k, v in state["done"].items()}
-
-    def _write(self, state: dict) -> None:
-        atomic_write_text(self.path / self.MANIFEST, json.dumps(state) + "\n")
-
-    def result_path(self, tile: int) -> Path:
-        return self.path / self.RESULTS / f"tile-{tile:06d}.npz"
-
-    def record(self, res: TileResult) -> None:
-        """Save a finished tile's result (unless its task wrote a part), then mark it done."""
-        if res.reliability is not None:
-            with atomic_path(self.result_path(res.tile)) as tmp:
-                np.savez(tmp, rows=res.rows, reliability=res.reliability)
-        self.done[res.tile] = {"rows": len(res.rows), "n_reliable": res.n_reliable,
-                               "unknown_lulc": res.unknown_lulc, "part": res.part}
-        self._state["done"] = {str(k): v for k, v in sorted(self.done.items())}
-        self._write(self._state)
-
-    def load(self, tile: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(rows, reliability)`` of a finished tile, None when its file is gone or broken."""
-        try:
-            with np.load(self.result_path(tile)) as z:
-                return z["rows"], z["reliability"]
-        except (OSError, ValueError, KeyError):
-            return None
-
-    def clean(self) -> None:
-        (self.path / self.MANIFEST).unlink(missing_ok=True)
-        results = self.path / self.RESULTS
-        if results.is_dir():
-            for f in results.glob("tile-*.npz"):
-                f.unlink()
-            try:
-                results.rmdir()
-            except OSError:
-                pass
-
-    def remove(self) -> None:
-        self.clean()
-        try:
-            self.path.rmdir()
-        except OSError:
-            pass
-
-
-def read_tile_manifest(path: Path) -> dict | None:
-    mf = Path(path) / TileWork.MANIFEST
-    if not mf.exists():
-        return None
-    try:
-        state = json.loads(mf.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
-        return {"key": None}
-    if not isinstance(state, dict) or state.get("format") != TileWork.FORMAT:
-        return {"key": None}
-    return state
-
-
-def _differences(old: dict | None, new: dict) -> str:
-    if not isinstance(old, dict):
-        return "unreadable manifest"
-    names = {"model": "model", "points": "points file", "rasters": "rasters", "crs": "--crs",
-             "n_points": "number of points", "backend": "device", "tiling": "tiles (--tile-m)",
-             "chunking": "chunk sizes (--memory-gb)", "output": "output"}
-    diff = [names.get(k, k) for k in new if old.get(k) != new[k]]
-    return ", ".join(diff + [k for k in old if k not in new]) or "format"
 
 
 # ---------------------------------------------------------------------------- the driver
 def read_cloud(card: ModelCard, points, dem, lulc, amplitude, crs=None, warn=None,
-               lulc_legend: str | None = None):
+               lulc_legend: str | None = None, schema: PointSchema | None = None):
     """The whole cloud on the model's grid, checked as :func:`psirel.infer.scene.prepare`
     checks it (points on the rasters, features the model knows), and the raster options every
     tile must open its rasters with (the same grid CRS, pixel size and resolved legend, so
     that tiles read the pixels the single process reads); the rasters are closed again."""
     stack = RasterStack(dem, lulc, amplitude, **card.raster_options(lulc_legend))
     try:
-        cloud = read_cloud_on(stack, points, crs=crs, warn=warn)
+        cloud = read_cloud_on(stack, points, crs=crs, warn=warn, schema=schema)
         check_features(card, list(SCALAR_FEATURES), len(cloud.dates), stack.pixel_m,
                        lulc_legend=stack.lulc_legend)
         options = {"pixel_m": stack.pixel_m, "crs": stack.crs.to_wkt(),
@@ -336,7 +101,8 @@ def predict_tiled(model_dir: Path | str, points: Path | str, dem: Path | str,
                   chunk_points: int | None = None, block_points: int = BLOCK_POINTS,
                   tile_hook: Callable[[int], None] | None = None,
                   connect_timeout_s: float = CONNECT_TIMEOUT_S,
-                  precision: str = "fp32", lulc_legend: str | None = None) -> dict:
+                  precision: str = "fp32", lulc_legend: str | None = None,
+                  schema: PointSchema | None = None) -> dict:
     """Predict P(reliable) for every point tile by tile on Dask; same output as
     :func:`psirel.infer.pipeline.predict` (≤ 1e-5).
 
@@ -362,6 +128,8 @@ def predict_tiled(model_dir: Path | str, points: Path | str, dem: Path | str,
         chunk_points, block_points: stage-1 chunk and stage-2 block sizes within a tile.
         tile_hook: called in the task with the tile id before it runs (tests inject failures).
         connect_timeout_s: how long to wait for a scheduler and its first worker.
+        schema: column map and units of the points; every task reads its box with it, the
+            units pinned to those the whole cloud was read with.
 
     Returns:
         A summary: points, tiles (total, computed, size, halo, embeddings per point), workers,
@@ -385,7 +153,7 @@ def predict_tiled(model_dir: Path | str, points: Path | str, dem: Path | str,
             executor.start()  # an unreachable scheduler fails before the long read
         t0 = timer.add("start", t0)
         cloud, raster_options = read_cloud(card, points, dem, lulc, amplitude, crs=crs,
-                                           warn=warn, lulc_legend=lulc_legend)
+                                           warn=warn, lulc_legend=lulc_legend, schema=schema)
         t0 = timer.add("read", t0)
         executor.start()
         timer.add("start", t0)
@@ -395,7 +163,7 @@ def predict_tiled(model_dir: Path | str, points: Path | str, dem: Path | str,
         wd_path = Path(work_dir) if work_dir is not None else \
             out.resolve().parent / f".psirel-tiles-{out.name if partitioned else out.stem}"
         key = run_key(card, points, (dem, lulc, amplitude), crs, n, device, chunk,
-                      block_points, out if partitioned else None, precision)
+                      block_points, out if partitioned else None, precision, schema)
         if tile_m is None:
             tile_m = _resumed_tile_m(wd_path, key, halo) or auto_tile_m(
                 cloud.x, cloud.y, halo, memory_gb, executor.n_workers,
@@ -413,7 +181,8 @@ def predict_tiled(model_dir: Path | str, points: Path | str, dem: Path | str,
         tasks = _tasks(plan, card, cloud, points, (dem, lulc, amplitude), crs, chunk,
                        block_points, device, task_threads, out, partitioned,
                        tile_hook, skip=done, precision=precision,
-                       raster_options=raster_options)
+                       raster_options=raster_options,
+                       schema=(schema or PointSchema()).with_units(cloud.units))
         progress.stage("tiles", len(plan.tiles))
         progress.advance(len(done))
         t0 = time.perf_counter()
@@ -440,7 +209,8 @@ def predict_tiled(model_dir: Path | str, points: Path | str, dem: Path | str,
 
 
 def run_key(card: ModelCard, points, rasters, crs, n: int, device: str, chunk: int, block: int,
-            parts: Path | None, precision: str = "fp32") -> dict:
+            parts: Path | None, precision: str = "fp32",
+            schema: PointSchema | None = None) -> dict:
     """What a tiled run's work dir depends on (the tiling is added once planned)."""
     return {
         "model": sha256_file(card.path / MODEL_JSON),
@@ -448,6 +218,7 @@ def run_key(card: ModelCard, points, rasters, crs, n: int, device: str, chunk: i
         "rasters": {k: file_identity(p) for k, p in zip(("dem", "lulc", "amplitude"), rasters,
                                                          strict=True)},
         "crs": None if crs is None else str(crs), "n_points": int(n),
+        "schema": (schema or PointSchema()).to_json(),
         "backend": f"onnx/{device}" + ("/int8" if precision == "int8" else ""),
         "chunking": {"chunk_points": int(chunk), "block_points": int(block),
                      "embed_batch": EMBED_BATCH},
@@ -537,7 +308,8 @@ def _valid_done(work: TileWork, plan: TilePlan, parts: Path | None) -> set[int]:
 def _tasks(plan: TilePlan, card: ModelCard, cloud, points, rasters, crs, chunk: int,
            block: int, device: str, threads: int | None, out: Path, partitioned: bool,
            hook, skip: set[int], precision: str = "fp32",
-           raster_options: dict | None = None) -> list[TileTask]:
+           raster_options: dict | None = None,
+           schema: PointSchema | None = None) -> list[TileTask]:
     sx, sy = cloud.source_xy
     sha = sha256_file(card.path / MODEL_JSON)
     tasks = []
@@ -555,7 +327,7 @@ def _tasks(plan: TilePlan, card: ModelCard, cloud, points, rasters, crs, chunk: 
             src_bbox=(box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad),
             chunk=chunk, block=block, threshold=float(card.threshold), device=device,
             threads=threads, hook=hook, precision=precision,
-            raster_options=raster_options or {},
+            raster_options=raster_options or {}, schema=schema,
             part=str(out.resolve() / part_name(t.id)) if partitioned else None))
     return tasks
 
@@ -574,7 +346,7 @@ def _run(executor, tasks: list[TileTask], work: TileWork, retries: int,
                 if isinstance(exc, PsirelError):
                     raise PsirelError(str(exc)) from None
                 raise PsirelError(f"tile {task.tile} failed {retries + 1} times: "
-                                  f"{type(exc).__name__}: {_first_line(exc)}") from None
+                                  f"{type(exc).__name__}: {first_line(exc)}") from None
             work.record(res)
             results.append(res)
             progress.advance(1)

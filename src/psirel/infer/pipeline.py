@@ -35,6 +35,7 @@ from psirel.infer.scene import Scene, Silent, Timer, prepare
 from psirel.infer.shared_stage import embed_windows
 from psirel.infer.workdir import WorkDir, file_identity
 from psirel.io.points import write_predictions
+from psirel.io.schema import PointSchema
 from psirel.model_dir import MODEL_JSON, ModelCard, load_card, sha256_file
 
 STRATEGIES = ("two-stage", "naive")
@@ -61,7 +62,7 @@ def predict(model_dir: Path | str, points: Path | str, dem: Path | str, lulc: Pa
             restart: bool = False, crs=None, progress=None,
             warn: Callable[[str], None] | None = None, chunk_points: int | None = None,
             block_points: int = BLOCK_POINTS, precision: str = "fp32",
-            lulc_legend: str | None = None) -> dict:
+            lulc_legend: str | None = None, schema: PointSchema | None = None) -> dict:
     """Predict P(reliable) for every point and write ``out`` (every input attribute plus
     ``reliability`` float32 and ``reliable_pred`` at the model's threshold, input order and CRS).
 
@@ -80,6 +81,7 @@ def predict(model_dir: Path | str, points: Path | str, dem: Path | str, lulc: Pa
         lulc_legend: the land-cover raster's legend (default: its tag, else detected).
         restart: clear a work dir left by another run instead of refusing it.
         crs: CRS of the points when the file has none.
+        schema: which column holds which role, and the units (``--columns``, ``--units``).
         progress: object with ``stage(name, total)`` and ``advance(n)`` (points).
         warn: called with one-line warnings (unit checks, unknown land cover).
         chunk_points: points per stage-1 chunk, overriding ``memory_gb``.
@@ -99,7 +101,7 @@ def predict(model_dir: Path | str, points: Path | str, dem: Path | str, lulc: Pa
     be = make_backend(card, backend, device, threads, precision) if isinstance(backend, str) \
         else backend
     scene = prepare(card, points, dem, lulc, amplitude, crs=crs, warn=warn, timer=timer,
-                    lulc_legend=lulc_legend)
+                    lulc_legend=lulc_legend, schema=schema)
     wd, own_wd = None, work_dir is None
     summary: dict = {"strategy": strategy, "backend": getattr(be, "name", type(be).__name__),
                      "device": device, "precision": getattr(be, "precision", "fp32")}
@@ -110,7 +112,7 @@ def predict(model_dir: Path | str, points: Path | str, dem: Path | str, lulc: Pa
         else:
             chunk = chunk_points or chunk_points_for(memory_gb, scene.normalizer.patch_px)
             key = run_key(card, points, dem, lulc, amplitude, scene.n, crs, summary, chunk,
-                          block_points)
+                          block_points, schema)
             wd_path = Path(work_dir) if work_dir is not None else \
                 out.resolve().parent / f".psirel-work-{out.stem}"
             wd = WorkDir(wd_path, key, restart=restart)
@@ -142,14 +144,16 @@ def predict(model_dir: Path | str, points: Path | str, dem: Path | str, lulc: Pa
 
 
 def run_key(card: ModelCard, points, dem, lulc, amplitude, n: int, crs, summary: dict,
-            chunk: int, block: int) -> dict:
-    """What a work dir's content depends on (see :mod:`psirel.infer.workdir`)."""
+            chunk: int, block: int, schema: PointSchema | None = None) -> dict:
+    """What a work dir's content depends on (see :mod:`psirel.infer.workdir`): a changed
+    column map or units (``schema``) reads other values, so it never resumes."""
     return {
         "model": sha256_file(card.path / MODEL_JSON),
         "points": file_identity(points),
         "rasters": {name: file_identity(p) for name, p in
                     (("dem", dem), ("lulc", lulc), ("amplitude", amplitude))},
         "crs": None if crs is None else str(crs),
+        "schema": (schema or PointSchema()).to_json(),
         "n_points": int(n),
         # a resumed run never mixes FP32 and INT8 embeddings
         "backend": f"{summary['backend']}/{summary['device']}"

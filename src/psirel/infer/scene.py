@@ -24,6 +24,7 @@ from psirel.graph.knn import EdgeScale, edge_features, knn_table
 from psirel.inspect import check_points_inside
 from psirel.io.points import PointCloud, read_points
 from psirel.io.rasters import RasterStack
+from psirel.io.schema import PointSchema
 from psirel.model_dir import MODEL_JSON, ModelCard, receptive_hops
 from psirel.progress import Silent  # noqa: F401  (re-exported for the pipelines)
 
@@ -93,10 +94,11 @@ class Scene:
 
 
 def read_cloud_on(stack: RasterStack, points: Path | str, crs=None,
-                  warn: Callable[[str], None] | None = None) -> PointCloud:
-    """The points reprojected onto ``stack``'s CRS, their reading warnings passed to ``warn``,
-    checked to lie on the rasters."""
-    cloud = read_points(points, crs=crs, target_crs=stack.crs)
+                  warn: Callable[[str], None] | None = None,
+                  schema: PointSchema | None = None) -> PointCloud:
+    """The points (columns as ``schema`` maps them) reprojected onto ``stack``'s CRS, their
+    reading warnings passed to ``warn``, checked to lie on the rasters."""
+    cloud = read_points(points, crs=crs, target_crs=stack.crs, schema=schema)
     for w in cloud.warnings:
         if warn is not None:
             warn(w)
@@ -106,10 +108,11 @@ def read_cloud_on(stack: RasterStack, points: Path | str, crs=None,
 
 def prepare(card: ModelCard, points: Path | str, dem: Path | str, lulc: Path | str,
             amplitude: Path | str, crs=None, warn: Callable[[str], None] | None = None,
-            timer: Timer | None = None, lulc_legend: str | None = None) -> Scene:
-    """Read the points (reprojected to the DEM's CRS) and the rasters, check them against the
-    model and compute the standardised scalar features. ``timer`` gets ``read`` and
-    ``features`` seconds."""
+            timer: Timer | None = None, lulc_legend: str | None = None,
+            schema: PointSchema | None = None) -> Scene:
+    """Read the points (columns and units as ``schema`` says, reprojected to the DEM's CRS)
+    and the rasters, check them against the model and compute the standardised scalar
+    features. ``timer`` gets ``read`` and ``features`` seconds."""
     timer = timer or Timer()
     t0 = time.perf_counter()
     try:
@@ -119,7 +122,7 @@ def prepare(card: ModelCard, points: Path | str, dem: Path | str, lulc: Path | s
         raise ModelError(card.path / MODEL_JSON, f"invalid feature metadata ({exc})") from None
     stack = RasterStack(dem, lulc, amplitude, **card.raster_options(lulc_legend))
     try:
-        cloud = read_cloud_on(stack, points, crs=crs, warn=warn)
+        cloud = read_cloud_on(stack, points, crs=crs, warn=warn, schema=schema)
         t0 = timer.add("read", t0)
         feats, names = scalar_features(cloud.velocity_mm_yr, cloud.coherence, cloud.series_mm,
                                        cloud.dates)

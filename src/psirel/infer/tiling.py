@@ -41,6 +41,7 @@ from psirel.infer.pipeline import output_columns, peak_rss_mb, predict_seeds
 from psirel.infer.scene import Scene, Timer
 from psirel.io.points import read_points, write_predictions
 from psirel.io.rasters import RasterStack
+from psirel.io.schema import PointSchema
 from psirel.model_dir import MODEL_JSON, ModelCard, load_card, receptive_hops, sha256_file
 
 # Outer boxes grow by a hair more than the halo: a chain of H edges, each kept up to
@@ -200,6 +201,8 @@ class TileTask:
     ``xy`` (``[m, 2]`` float64, DEM CRS) are the planned points' coordinates, used to pair the
     points read with ``rows``; ``src_bbox`` is their bounding box in the file's CRS, given to the
     reader. ``part`` (optional) is a GeoParquet file the task writes its core points to.
+    ``schema`` is how the points' columns are read (the driver pins its units to the whole
+    cloud's, so that a tile never decides them from its own few points).
     """
 
     tile: int
@@ -221,6 +224,7 @@ class TileTask:
     precision: str = "fp32"
     part: str | None = None
     raster_options: dict = field(default_factory=dict)   # RasterStack keywords: model grid
+    schema: PointSchema | None = None
     hook: Callable[[int], None] | None = None
 
 
@@ -296,7 +300,7 @@ def _run_tile(task: TileTask) -> TileResult:
     stack = RasterStack(*task.rasters, **task.raster_options)
     try:
         cloud = read_points(task.points, crs=task.crs, target_crs=stack.crs,
-                            bbox=task.src_bbox)
+                            bbox=task.src_bbox, schema=task.schema)
         inside = np.flatnonzero(in_box(cloud.x, cloud.y, task.box))
         perm = match_rows(cloud.x[inside], cloud.y[inside], task.xy[:, 0], task.xy[:, 1])
         if perm is None:

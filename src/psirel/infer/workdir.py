@@ -143,7 +143,8 @@ def _differences(old: dict | None, new: dict) -> str:
     if not isinstance(old, dict):
         return "unreadable manifest"
     names = {"model": "model", "points": "points file", "rasters": "rasters",
-             "n_points": "number of points", "crs": "--crs", "backend": "backend/device",
+             "n_points": "number of points", "crs": "--crs", "schema": "--columns/--units",
+             "backend": "backend/device",
              "chunking": "chunk sizes (--memory-gb)"}
     diff = [names.get(k, k) for k in new if old.get(k) != new[k]]
     diff += [k for k in old if k not in new]

@@ -6,7 +6,8 @@ shapefile leaves behind (``mean_velocity`` → ``mean_veloc``), so a cloud that 
 shapefile is still recognised.
 
 Time-series columns are named after their acquisition date: ``DYYYYMMDD`` (the usual PSI export
-convention, shapefile-safe) or a bare ``YYYYMMDD`` (EGMS).
+convention, shapefile-safe) or a bare ``YYYYMMDD`` (EGMS); a schema or profile may name another
+prefix (DePSI: ``d_YYYYMMDD``) or SARPROZ's ``YY/MM/DD``.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ ROLE_ALIASES: dict[str, tuple[str, ...]] = {
     "height": ("height", "hgt", "height_ortho", "height_wgs84", "height_ort", "height_wgs"),
     "id": ("pid", "id", "point_id", "code"),
     "label": ("reliable",),
-    # Used only when coherence is missing (EGMS L3 / ortho export), see points._coherence.
-    "rmse": ("rmse",),
+    # Used only when coherence is missing (EGMS L3 / ortho export), see values.coherence;
+    # ``rmse_ts`` in the EGMS releases from 2019-2023 on.
+    "rmse": ("rmse", "rmse_ts"),
 }
 
 # Coordinate column pairs for files without a geometry (CSV, plain Parquet), in order of
@@ -49,6 +51,9 @@ SHAPEFILE_OUTPUT_NAMES = {"reliability": "reliabilit", "reliability_std": "rel_s
                           "reliable_pred": "reliable_p"}
 
 _DATE_RE = re.compile(r"^[Dd]?(\d{8})$")
+# Date styles of time-series column names: the name → its YYYYMMDD digits.
+DATE_STYLES = ("yyyymmdd", "yy/mm/dd")
+_SARPROZ_RE = re.compile(r"^(\d{2})[./-](\d{2})[./-](\d{2})$")  # YY/MM/DD, this century
 
 
 def match_column(names: Sequence[str], aliases: Sequence[str]) -> str | None:
@@ -76,18 +81,38 @@ def match_xy(names: Sequence[str]) -> tuple[str, str, bool] | None:
     return None
 
 
-def date_columns(names: Sequence[str], path: Path | str = "") -> list[tuple[str, np.datetime64]]:
-    """Time-series columns and their dates, sorted by date.
+def date_digits(name: str, prefix: str | None = None, style: str = "yyyymmdd") -> str | None:
+    """The ``YYYYMMDD`` of a time-series column name, or None when it is not one.
+
+    ``prefix`` None: ``DYYYYMMDD`` or bare ``YYYYMMDD``; else ``prefix + YYYYMMDD`` (prefix
+    matched case-insensitively). ``style="yy/mm/dd"``: SARPROZ's ``YY/MM/DD`` (also with ``.``
+    or ``-``), years 2000-2099.
+    """
+    n = name.strip()
+    if style == "yy/mm/dd":
+        m = _SARPROZ_RE.match(n)
+        return f"20{m.group(1)}{m.group(2)}{m.group(3)}" if m else None
+    if prefix is None:
+        m = _DATE_RE.match(n)
+        return m.group(1) if m else None
+    if n[:len(prefix)].lower() != prefix.lower():
+        return None
+    rest = n[len(prefix):]
+    return rest if len(rest) == 8 and rest.isdigit() else None
+
+
+def date_columns(names: Sequence[str], path: Path | str = "", prefix: str | None = None,
+                 style: str = "yyyymmdd") -> list[tuple[str, np.datetime64]]:
+    """Time-series columns and their dates, sorted by date (names as in :func:`date_digits`).
 
     A name of the form ``DYYYYMMDD`` or ``YYYYMMDD`` that is not a calendar date (``D20201345``)
     is an error rather than silently becoming an attribute, and so is the same date twice.
     """
     found: list[tuple[str, np.datetime64]] = []
     for n in names:
-        m = _DATE_RE.match(n.strip())
-        if not m:
+        s = date_digits(n, prefix, style)
+        if s is None:
             continue
-        s = m.group(1)
         try:
             d = np.datetime64(f"{s[:4]}-{s[4:6]}-{s[6:]}", "D")
         except ValueError:

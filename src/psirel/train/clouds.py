@@ -1,10 +1,11 @@
 """Several labelled clouds in one training run: the clouds file, and statistics fitted on all.
 
 ``psirel train --clouds CLOUDS.csv`` names one cloud a row: columns ``points, dem, lulc,
-amplitude`` and optionally ``label``, ``crs``, ``split`` (``train`` / ``val``) and
-``lulc_legend``; relative paths are relative to the CSV. Clouds may differ in CRS, size, dates
-and raster products: each keeps its own rasters, series and graph, and only what is pooled here
-(normalisation, edge scales, the land-cover vocabulary) is shared.
+amplitude`` and optionally ``label``, ``crs``, ``split`` (``train`` / ``val``), ``lulc_legend``,
+``columns`` and ``units`` (as ``--columns`` and ``--units``: a column map holds commas, so it is
+quoted, ``"x=pnt_lon,y=pnt_lat,series=d_"``); relative paths are relative to the CSV. Clouds may
+differ in CRS, size, dates and raster products: each keeps its own rasters, series and graph,
+and only what is pooled here (normalisation, edge scales, the land-cover vocabulary) is shared.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from psirel.errors import PsirelError
 from psirel.features.normalize import Normalizer
 from psirel.features.normalize import _robust_centre_scale as robust_centre_scale
 from psirel.graph.knn import EdgeScale
+from psirel.io.schema import PointSchema, parse_columns
 
 COLUMNS = ("points", "dem", "lulc", "amplitude")
-OPTIONAL = ("label", "crs", "split", "lulc_legend")
+OPTIONAL = ("label", "crs", "split", "lulc_legend", "columns", "units")
 SPLITS = ("train", "val")
 
 
@@ -38,6 +40,7 @@ class CloudSpec:
     crs: str | None = None
     split: str | None = None          # "train", "val" or None (spatial blocks)
     lulc_legend: str | None = None
+    schema: PointSchema | None = None  # the points' column map and units
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -67,6 +70,9 @@ def read_clouds_csv(path: Path | str) -> list[CloudSpec]:
     base = path.resolve().parent
     specs = []
     for i, raw in enumerate(rows, start=2):   # row 1 is the header
+        if None in raw:  # csv.DictReader's key for fields beyond the header
+            raise PsirelError(f"{path}: row {i} has more fields than the header (quote a "
+                              "columns value that holds commas)")
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
         for c in COLUMNS:
             if not row.get(c):
@@ -79,10 +85,13 @@ def read_clouds_csv(path: Path | str) -> list[CloudSpec]:
         for c, p in files.items():
             if not p.exists():
                 raise PsirelError(f"{path}: row {i}: {c} file {p} not found")
+        schema = parse_columns(row.get("columns"), row.get("units"),
+                               where=f"{path}: row {i}: columns/units")
         specs.append(CloudSpec(**files, label=row.get("label") or None,
                                crs=row.get("crs") or None,
                                split=None if split is None else split.lower(),
-                               lulc_legend=row.get("lulc_legend") or None))
+                               lulc_legend=row.get("lulc_legend") or None,
+                               schema=None if schema.is_default else schema))
     if all(s.split == "val" for s in specs):
         raise PsirelError(f"{path}: every cloud is 'val': at least one must train")
     return specs

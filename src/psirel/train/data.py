@@ -22,6 +22,7 @@ from psirel.graph.knn import NeighbourTable, knn_table
 from psirel.inspect import check_points_inside
 from psirel.io.points import PointCloud, read_points
 from psirel.io.rasters import RasterStack
+from psirel.io.schema import PointSchema
 
 
 @dataclass
@@ -49,13 +50,14 @@ class CloudInputs:
 def load_inputs(points: Path | str, dem: Path | str, lulc: Path | str, amplitude: Path | str,
                 *, label: str | None = None, crs: str | None = None, k: int = 16,
                 r_max_m: float = 100.0, need_labels: bool = False,
-                pixel_m: float | None = None, lulc_legend: str | None = None) -> CloudInputs:
-    """Read and check a cloud and its rasters (on a grid of ``pixel_m`` metres, land cover
-    through ``lulc_legend``: see :class:`~psirel.io.rasters.RasterStack`); compute scalar
-    features and the kNN graph."""
+                pixel_m: float | None = None, lulc_legend: str | None = None,
+                schema: PointSchema | None = None) -> CloudInputs:
+    """Read and check a cloud (columns and units as ``schema`` says) and its rasters (on a
+    grid of ``pixel_m`` metres, land cover through ``lulc_legend``: see
+    :class:`~psirel.io.rasters.RasterStack`); compute scalar features and the kNN graph."""
     stack = RasterStack(dem, lulc, amplitude, pixel_m=pixel_m, lulc_legend=lulc_legend)
     try:
-        cloud = read_points(points, crs=crs, label=label, target_crs=stack.crs)
+        cloud = read_points(points, crs=crs, label=label, target_crs=stack.crs, schema=schema)
         if need_labels and cloud.labels is None:
             raise PsirelError(f"{points}: no label column '{label or 'reliable'}'")
         check_points_inside(cloud, stack)

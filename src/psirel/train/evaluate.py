@@ -20,6 +20,7 @@ from psirel.features.normalize import Normalizer
 from psirel.features.tiles import full_raster
 from psirel.graph.knn import EdgeScale
 from psirel.io.atomic import atomic_path, atomic_write_text
+from psirel.io.schema import PointSchema
 from psirel.model_dir import load_card
 from psirel.report.markdown import write_report
 from psirel.report.metrics import reliability_metrics
@@ -73,13 +74,15 @@ def rebuild_baselines(card) -> dict:
 
 def evaluate(model_dir: Path, points: Path, dem: Path, lulc: Path, amplitude: Path, out: Path,
              *, label: str | None = None, crs: str | None = None, warn=print,
-             lulc_legend: str | None = None, save_scores: bool = False) -> dict:
+             lulc_legend: str | None = None, save_scores: bool = False,
+             schema: PointSchema | None = None) -> dict:
     """Score the model, ``pointwise_only`` and the baselines; write metrics.json, plots, report
-    (and ``scores.npz``, every method's P(reliable) per point, with ``save_scores``)."""
+    (and ``scores.npz``, every method's P(reliable) per point, with ``save_scores``). ``schema``
+    maps the points' columns and units (``--columns``, ``--units``)."""
     card = load_card(model_dir)
     f = card.features
-    inputs = load_inputs(points, dem, lulc, amplitude, label=label, crs=crs, k=f["k"],
-                         r_max_m=f["r_max_m"], need_labels=True,
+    inputs = load_inputs(points, dem, lulc, amplitude, label=label, crs=crs, schema=schema,
+                         k=f["k"], r_max_m=f["r_max_m"], need_labels=True,
                          **card.raster_options(lulc_legend))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

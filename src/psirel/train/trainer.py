@@ -35,6 +35,7 @@ from psirel.features.tiles import full_raster
 from psirel.graph.knn import EDGE_FEATURES, fit_edge_scale
 from psirel.io.grid import native_pixel_m
 from psirel.io.rasters import LAYERS, open_raster
+from psirel.io.schema import PointSchema
 from psirel.model_dir import receptive_hops, register_artifact, save_card, sha256_file
 from psirel.progress import Silent
 from psirel.report.metrics import expected_calibration_error, reliability_metrics, tune_threshold
@@ -78,9 +79,12 @@ def graph_data(inputs: CloudInputs, patches: np.ndarray, normalizer, edge_scale,
 
 def train(points: Path, dem: Path, lulc: Path, amplitude: Path, out: Path, *,
           label: str | None = None, crs: str | None = None,
-          settings: TrainSettings | None = None, reporter=None) -> dict:
-    """Train on one labelled cloud (the shorthand of :func:`train_clouds`)."""
-    spec = CloudSpec(Path(points), Path(dem), Path(lulc), Path(amplitude), label=label, crs=crs)
+          settings: TrainSettings | None = None, reporter=None,
+          schema: PointSchema | None = None) -> dict:
+    """Train on one labelled cloud (the shorthand of :func:`train_clouds`); ``schema`` maps its
+    columns and units."""
+    spec = CloudSpec(Path(points), Path(dem), Path(lulc), Path(amplitude), label=label, crs=crs,
+                     schema=schema)
     return train_clouds([spec], out, settings=settings, reporter=reporter)
 
 
@@ -175,8 +179,8 @@ def train_clouds(specs: list[CloudSpec], out: Path, *, settings: TrainSettings |
     pixel_m = model_pixel_m(specs, settings)
     for spec in specs:
         inputs = load_inputs(spec.points, spec.dem, spec.lulc, spec.amplitude, label=spec.label,
-                             crs=spec.crs, k=settings.k, r_max_m=settings.r_max_m,
-                             need_labels=True, pixel_m=pixel_m,
+                             crs=spec.crs, schema=spec.schema, k=settings.k,
+                             r_max_m=settings.r_max_m, need_labels=True, pixel_m=pixel_m,
                              lulc_legend=spec.lulc_legend or settings.lulc_legend)
         try:
             c = inputs.cloud
@@ -299,6 +303,8 @@ def _card(specs, clouds, splits, settings, results, calibrations, normalizer, ed
                                                                                 "reliable"),
                       "crs": inputs.stack.crs.to_string(), "pixel_m": inputs.stack.pixel_m,
                       "lulc_legend": inputs.stack.lulc_legend,
+                      "columns": (spec.schema or PointSchema()).to_json(),
+                      "profile": inputs.cloud.profile, "units": inputs.cloud.units,
                       "n_points": inputs.n, "n_dates": int(len(inputs.cloud.dates)),
                       "unreliable_fraction": float(1 - inputs.cloud.labels.mean()),
                       "split": split[2]}

@@ -1,0 +1,167 @@
+"""Read a point file into ``{name: ndarray}`` plus coordinates: :func:`read_table`.
+
+- GeoPackage, shapefile, FlatGeobuf: GDAL through :mod:`pyogrio.raw` (numpy, no pandas).
+- CSV, and a zip archive holding one CSV: :mod:`psirel.io.delimited`; the CRS from a ``.prj``
+  sidecar (our convention, written by :class:`psirel.io.sinks.CsvSink`).
+- GeoParquet: pyarrow (optional extra ``parquet``), WKB or GeoArrow point geometry and the
+  ``geo`` metadata; plain Parquet has its coordinates in columns.
+
+Readers return a :class:`RawTable`; roles, validation and reprojection live in
+:mod:`psirel.io.points`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyogrio
+import pyogrio.raw
+import shapely
+from pyproj import CRS
+
+from psirel.errors import NotPoints, UnreadableFile
+from psirel.io.delimited import TextSource, read_csv_columns, zip_member
+from psirel.io.formats import OGR_DRIVERS, import_pyarrow, read_format_of, reason
+
+
+@dataclass
+class RawTable:
+    """A file's content before roles are assigned.
+
+    ``x``/``y`` are the geometry's coordinates (float64, NaN for a null geometry) or None when
+    the file has no geometry (CSV, plain Parquet): then coordinates are columns. ``crs`` is what
+    the file declares (geometry CRS or a ``.prj`` sidecar), None if nothing. ``member`` is the
+    CSV read from a zip archive.
+    """
+
+    columns: dict[str, np.ndarray]
+    x: np.ndarray | None
+    y: np.ndarray | None
+    crs: CRS | None
+    bbox_applied: bool = False
+    layers: tuple[str, ...] = ()
+    member: str | None = None
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.x) if self.x is not None else len(next(iter(self.columns.values()), ()))
+
+
+def read_sidecar_crs(path: Path) -> CRS | None:
+    """CRS from a ``.prj`` beside ``path`` (WKT1, ESRI WKT or WKT2), None when there is none."""
+    return TextSource(Path(path)).sidecar_crs()
+
+
+def read_table(path: Path, bbox=None, layer: str | None = None) -> RawTable:
+    """Read every column and the coordinates of a point file (format from the extension).
+
+    ``bbox`` is GDAL's spatial filter (GPKG / SHP / FGB only); ``layer`` names the layer of a
+    multi-layer file, or the CSV member of a zip archive."""
+    fmt = read_format_of(path)
+    if fmt in OGR_DRIVERS:
+        return _read_ogr(path, bbox, layer)
+    if fmt == "CSV":
+        member = zip_member(path, layer) if path.suffix.lower() == ".zip" else None
+        src = TextSource(path, member)
+        return RawTable(read_csv_columns(src), None, None, src.sidecar_crs(), member=member)
+    return _read_parquet(path)
+
+
+# ---------------------------------------------------------------------------- geometry
+def point_coordinates(path: Path, wkb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x, y of WKB points (NaN for null or empty ones); single-part multipoints are accepted.
+
+    Anything else is :class:`NotPoints`, naming the geometry type found.
+    """
+    try:
+        geoms = shapely.from_wkb(wkb)
+    except Exception as exc:  # shapely.errors.GEOSException on corrupt WKB
+        raise UnreadableFile(path, f"bad geometry: {reason(exc)}") from None
+    kind = shapely.get_type_id(geoms)
+    multi = kind == shapely.GeometryType.MULTIPOINT
+    if multi.any():
+        parts = shapely.get_num_geometries(geoms[multi])
+        if (parts > 1).any():
+            raise NotPoints(path, f"{int((parts > 1).sum())} multipoints with several points")
+        geoms = geoms.copy()
+        geoms[multi] = shapely.get_geometry(geoms[multi], 0)
+        kind = shapely.get_type_id(geoms)
+    bad = (kind != shapely.GeometryType.POINT) & (kind != shapely.GeometryType.MISSING)
+    if bad.any():
+        name = shapely.GeometryType(int(kind[bad][0])).name.title().replace("string", "String")
+        raise NotPoints(path, f"{int(bad.sum())} of type {name}")
+    return shapely.get_x(geoms).astype(np.float64), shapely.get_y(geoms).astype(np.float64)
+
+
+def points_wkb(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """WKB point geometries (object array of bytes) for pyogrio / GeoParquet."""
+    return shapely.to_wkb(shapely.points(np.asarray(x, float), np.asarray(y, float)))
+
+
+# ---------------------------------------------------------------------------- GDAL formats
+def _read_ogr(path: Path, bbox, layer: str | None) -> RawTable:
+    try:
+        layers = tuple(str(n) for n in pyogrio.list_layers(path)[:, 0])
+        if not layers:
+            raise UnreadableFile(path, "no layer")
+        if layer is not None and layer not in layers:
+            raise UnreadableFile(path, f"no layer '{layer}' (layers: {', '.join(layers)})")
+        meta, _, geom, fields = pyogrio.raw.read(
+            path, layer=layer or layers[0], bbox=tuple(bbox) if bbox is not None else None)
+    except UnreadableFile:
+        raise
+    except Exception as exc:  # pyogrio.errors.DataSourceError, DataLayerError, ...
+        raise UnreadableFile(path, reason(exc)) from None
+    columns = {str(n): v for n, v in zip(meta["fields"], fields, strict=True)}
+    crs = CRS.from_user_input(meta["crs"]) if meta.get("crs") else None
+    if geom is None:  # an attribute table without geometry: coordinates must be columns
+        return RawTable(columns, None, None, crs, bbox is not None, layers)
+    x, y = point_coordinates(path, geom)
+    return RawTable(columns, x, y, crs, bbox is not None, layers)
+
+
+# ---------------------------------------------------------------------------- GeoParquet
+def _arrow_to_numpy(col) -> np.ndarray:
+    pa, _ = import_pyarrow()
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        return np.asarray(col.to_numpy(zero_copy_only=False), dtype=object)
+    return np.asarray(col.to_numpy())
+
+
+def _read_parquet(path: Path) -> RawTable:
+    pa, pq = import_pyarrow()
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow.lib.ArrowInvalid on a non-Parquet file
+        raise UnreadableFile(path, reason(exc)) from None
+    meta = table.schema.metadata or {}
+    geo = json.loads(meta[b"geo"]) if b"geo" in meta else None
+    if geo is None:  # plain Parquet: coordinates are columns, CRS from a .prj or the caller
+        cols = {n: _arrow_to_numpy(table.column(n)) for n in table.column_names}
+        return RawTable(cols, None, None, read_sidecar_crs(path))
+    gname = geo.get("primary_column", "geometry")
+    gmeta = geo.get("columns", {}).get(gname, {})
+    if "crs" not in gmeta:  # GeoParquet spec: a missing crs means OGC:CRS84
+        crs = CRS.from_user_input("OGC:CRS84")
+    elif gmeta["crs"] is None:  # explicitly unknown
+        crs = None
+    else:
+        crs = CRS.from_user_input(gmeta["crs"])
+    encoding = str(gmeta.get("encoding", "WKB")).lower()
+    gcol = table.column(gname)
+    if encoding == "wkb":
+        x, y = point_coordinates(path, np.asarray(gcol.to_numpy(zero_copy_only=False),
+                                                  dtype=object))
+    elif encoding == "point":  # GeoArrow native point: struct<x, y[, z]>
+        flat = gcol.combine_chunks()
+        x = np.asarray(flat.field("x").to_numpy(zero_copy_only=False), dtype=np.float64)
+        y = np.asarray(flat.field("y").to_numpy(zero_copy_only=False), dtype=np.float64)
+    else:
+        raise NotPoints(path, f"GeoParquet encoding '{encoding}'")
+    cols = {n: _arrow_to_numpy(table.column(n)) for n in table.column_names if n != gname}
+    return RawTable(cols, x, y, crs)
