@@ -6,6 +6,9 @@ Submodules are imported on first use: ``metrics`` needs scikit-learn (the ``trai
 * :mod:`psirel.report.metrics` — ``reliability_metrics``, ``tune_threshold``.
 * :mod:`psirel.report.plots` — ``plot_roc``, ``plot_pr``, ``plot_map``.
 * :mod:`psirel.report.markdown` — ``metrics_table``, ``write_report``.
+* :mod:`psirel.report.quicklook` — ``write_quicklook`` (PNG + self-contained HTML of one
+  prediction, matplotlib), ``quicklook_counts``, ``QuickLook``.
+* :mod:`psirel.report.qml` — ``write_qml``: the QGIS style of a prediction layer (no matplotlib).
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ _EXPORTS = {
     "plot_map": "plots",
     "metrics_table": "markdown",
     "write_report": "markdown",
+    "QuickLook": "quicklook",
+    "write_quicklook": "quicklook",
+    "quicklook_counts": "quicklook",
+    "write_qml": "qml",
 }
 
 __all__ = sorted(_EXPORTS)
