@@ -25,10 +25,11 @@ from pyproj import CRS, Transformer
 
 from psirel.errors import InvalidValues, PointsOutsideRasters
 from psirel.io import legends
+from psirel.io.cloud_grid import check_points_inside  # noqa: F401  (re-exported)
 from psirel.io.grid import Grid, utm_zone_name
 from psirel.io.points import PointCloud, read_points
 from psirel.io.profiles import profile_named
-from psirel.io.rasters import RasterStack, open_raster, overview_codes, stack_grid
+from psirel.io.rasters import open_raster, overview_codes, stack_grid
 from psirel.io.schema import PointSchema
 
 HALF_PATCH_PX = 40  # half of an 80 px patch: closer to an edge, a patch needs padding
@@ -282,24 +283,6 @@ def _units_text(cloud: PointCloud) -> str:
         why = "" if cloud.units_origin == "default" else f" ({cloud.units_origin})"
         return f"mm/yr and mm{why}"
     return f"m/yr and m ({cloud.units_origin}), converted to mm/yr and mm"
-
-
-def check_points_inside(cloud: PointCloud, stack: RasterStack) -> None:
-    """Raise :class:`PointsOutsideRasters` when points lie off the stack's DEM grid.
-
-    Every layer is read on that grid, so such a point has no data at all. Points near the edge
-    are fine (their patches get padding and a validity mask). The cloud is reprojected from its
-    source coordinates when its CRS is not the stack's.
-    """
-    x, y = cloud.x, cloud.y
-    scrs = CRS.from_user_input(stack.crs.to_wkt())
-    if not cloud.crs.equals(scrs):
-        x, y = Transformer.from_crs(cloud.source_crs, scrs, always_xy=True).transform(
-            *cloud.source_xy)
-    out = ~stack.inside(x, y)
-    if out.any():
-        raise PointsOutsideRasters(cloud.path, int(out.sum()), len(cloud), cloud.ids[out],
-                                   f"the DEM grid ({stack.paths['dem'].name})")
 
 
 def format_report(report: InspectReport) -> str:

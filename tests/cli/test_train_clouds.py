@@ -61,7 +61,8 @@ def test_three_clouds_train_evaluate_and_predict(clouds, tmp_path, capsys):
     meta = json.loads((model / "model.json").read_text())
     recs = meta["training"]["clouds"]
     assert [r["n_dates"] for r in recs] == [61, 31, 61]
-    assert [r["crs"] for r in recs] == ["EPSG:32632", "EPSG:32632", "EPSG:32633"]
+    # the grid is in the points' CRS (DESIGN §4): cloud c's rasters in UTM 33 are warped onto it
+    assert [r["crs"] for r in recs] == ["EPSG:32632", "EPSG:32632", "EPSG:32632"]
     assert [r["split"]["validation"] for r in recs][2] == "whole cloud"
     assert recs[2]["split"]["n_val"] == recs[2]["n_points"] and recs[0]["split"]["n_val"] == 0
     assert all(len(r[k]["sha256"]) == 64 for r in recs for k in ("points", "dem", "lulc",

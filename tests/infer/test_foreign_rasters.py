@@ -263,16 +263,10 @@ def test_inspect_reports_the_detected_corine_legend(foreign):
     assert rep.grid.pixel_m == 10.0
 
 
-@pytest.mark.xfail(strict=True, reason="predict opens the rasters without the points' CRS "
-                   "(infer/scene.prepare passes only card.raster_options()), so it samples on "
-                   "the UTM zone of the geographic DEM, while inspect reports a grid in the "
-                   "points' CRS (DESIGN §4)")
 def test_inspect_reports_the_grid_predict_samples_on(foreign, runs):
     rep = inspect_inputs(*foreign.args, pixel_m=runs.grid.pixel_m)
     assert (rep.grid.crs, rep.grid.shape) == (crs_name(runs.grid.crs), runs.grid.shape)
 
 
-@pytest.mark.xfail(strict=True, reason="DESIGN §4: the model's grid is in the points' CRS when "
-                   "projected; predict uses the UTM zone of the geographic DEM instead")
 def test_predict_samples_on_the_points_crs(runs):
     assert crs_name(runs.grid.crs) == POINTS_CRS

@@ -50,7 +50,7 @@ from psirel.infer.pipeline import (
     output_columns,
     peak_rss_mb,
 )
-from psirel.infer.scene import Silent, Timer, read_cloud_on
+from psirel.infer.scene import Silent, Timer
 from psirel.infer.tile_work import TileWork, read_tile_manifest
 from psirel.infer.tiling import (
     TilePlan,
@@ -62,10 +62,10 @@ from psirel.infer.tiling import (
     tile_bytes_per_point,
 )
 from psirel.infer.workdir import file_identity
+from psirel.io.cloud_grid import open_cloud
 from psirel.io.formats import format_of
 from psirel.io.partitioned import check_parts_dir, part_name, write_manifest
 from psirel.io.points import write_predictions
-from psirel.io.rasters import RasterStack
 from psirel.io.schema import PointSchema
 from psirel.model_dir import MODEL_JSON, ModelCard, load_card, sha256_file
 
@@ -79,9 +79,9 @@ def read_cloud(card: ModelCard, points, dem, lulc, amplitude, crs=None, warn=Non
     checks it (points on the rasters, features the model knows), and the raster options every
     tile must open its rasters with (the same grid CRS, pixel size and resolved legend, so
     that tiles read the pixels the single process reads); the rasters are closed again."""
-    stack = RasterStack(dem, lulc, amplitude, **card.raster_options(lulc_legend))
+    cloud, stack = open_cloud(points, dem, lulc, amplitude, card.raster_options(lulc_legend),
+                              crs=crs, warn=warn, schema=schema)
     try:
-        cloud = read_cloud_on(stack, points, crs=crs, warn=warn, schema=schema)
         check_features(card, list(SCALAR_FEATURES), len(cloud.dates), stack.pixel_m,
                        lulc_legend=stack.lulc_legend)
         options = {"pixel_m": stack.pixel_m, "crs": stack.crs.to_wkt(),

@@ -21,8 +21,8 @@ from psirel.features.normalize import N_PATCH_CHANNELS, Normalizer
 from psirel.features.patches import spatial_order
 from psirel.features.scalars import scalar_features
 from psirel.graph.knn import EdgeScale, edge_features, knn_table
-from psirel.inspect import check_points_inside
-from psirel.io.points import PointCloud, read_points
+from psirel.io.cloud_grid import open_cloud
+from psirel.io.points import PointCloud
 from psirel.io.rasters import RasterStack
 from psirel.io.schema import PointSchema
 from psirel.model_dir import MODEL_JSON, ModelCard, receptive_hops
@@ -93,19 +93,6 @@ class Scene:
         return np.empty((n, N_PATCH_CHANNELS, p, p), np.float32)
 
 
-def read_cloud_on(stack: RasterStack, points: Path | str, crs=None,
-                  warn: Callable[[str], None] | None = None,
-                  schema: PointSchema | None = None) -> PointCloud:
-    """The points (columns as ``schema`` maps them) reprojected onto ``stack``'s CRS, their
-    reading warnings passed to ``warn``, checked to lie on the rasters."""
-    cloud = read_points(points, crs=crs, target_crs=stack.crs, schema=schema)
-    for w in cloud.warnings:
-        if warn is not None:
-            warn(w)
-    check_points_inside(cloud, stack)
-    return cloud
-
-
 def prepare(card: ModelCard, points: Path | str, dem: Path | str, lulc: Path | str,
             amplitude: Path | str, crs=None, warn: Callable[[str], None] | None = None,
             timer: Timer | None = None, lulc_legend: str | None = None,
@@ -120,9 +107,9 @@ def prepare(card: ModelCard, points: Path | str, dem: Path | str, lulc: Path | s
         edge_scale = EdgeScale.from_json(card.meta["edge_scale"])
     except (KeyError, ValueError) as exc:
         raise ModelError(card.path / MODEL_JSON, f"invalid feature metadata ({exc})") from None
-    stack = RasterStack(dem, lulc, amplitude, **card.raster_options(lulc_legend))
+    cloud, stack = open_cloud(points, dem, lulc, amplitude, card.raster_options(lulc_legend),
+                              crs=crs, warn=warn, schema=schema)
     try:
-        cloud = read_cloud_on(stack, points, crs=crs, warn=warn, schema=schema)
         t0 = timer.add("read", t0)
         feats, names = scalar_features(cloud.velocity_mm_yr, cloud.coherence, cloud.series_mm,
                                        cloud.dates)

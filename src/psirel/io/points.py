@@ -49,8 +49,8 @@ from psirel.io.values import (
     unit_warnings,
 )
 
-__all__ = ["PointCloud", "PointWriter", "read_points", "write_points", "write_predictions",
-           "points_wkb", "SENTINEL1_WAVELENGTH_MM"]
+__all__ = ["PointCloud", "PointWriter", "read_points", "reproject_cloud", "write_points",
+           "write_predictions", "points_wkb", "SENTINEL1_WAVELENGTH_MM"]
 
 EGMS_CRS = "EPSG:3035"  # EGMS easting/northing: ETRS89-extended / LAEA Europe
 
@@ -174,6 +174,15 @@ def read_points(path: Path | str, *, crs=None, label: str | None = None, target_
         series_columns=tuple(c for c, _ in res.series), crs_origin=origin,
         profile=res.profile.name if res.profile is not None else None, units=v["units"],
         units_origin=v["units_origin"])
+
+
+def reproject_cloud(cloud: PointCloud, crs) -> PointCloud:
+    """The cloud with ``x``/``y`` transformed from its source coordinates into ``crs`` (the
+    same object when it is already there)."""
+    if cloud.crs.equals(_crs(cloud.path, crs)):
+        return cloud
+    x, y, out = _reproject(cloud.path, *cloud.source_xy, cloud.source_crs, crs, cloud.ids)
+    return replace(cloud, x=x, y=y, crs=out)
 
 
 def _existing(path: Path | str) -> Path:

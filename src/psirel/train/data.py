@@ -19,8 +19,8 @@ from psirel.features.normalize import Normalizer
 from psirel.features.patches import PATCH_PX, spatial_order
 from psirel.features.scalars import scalar_features
 from psirel.graph.knn import NeighbourTable, knn_table
-from psirel.inspect import check_points_inside
-from psirel.io.points import PointCloud, read_points
+from psirel.io.cloud_grid import open_cloud
+from psirel.io.points import PointCloud
 from psirel.io.rasters import RasterStack
 from psirel.io.schema import PointSchema
 
@@ -55,12 +55,12 @@ def load_inputs(points: Path | str, dem: Path | str, lulc: Path | str, amplitude
     """Read and check a cloud (columns and units as ``schema`` says) and its rasters (on a
     grid of ``pixel_m`` metres, land cover through ``lulc_legend``: see
     :class:`~psirel.io.rasters.RasterStack`); compute scalar features and the kNN graph."""
-    stack = RasterStack(dem, lulc, amplitude, pixel_m=pixel_m, lulc_legend=lulc_legend)
+    cloud, stack = open_cloud(points, dem, lulc, amplitude,
+                              {"pixel_m": pixel_m, "lulc_legend": lulc_legend}, crs=crs,
+                              label=label, schema=schema)
     try:
-        cloud = read_points(points, crs=crs, label=label, target_crs=stack.crs, schema=schema)
         if need_labels and cloud.labels is None:
             raise PsirelError(f"{points}: no label column '{label or 'reliable'}'")
-        check_points_inside(cloud, stack)
         height = cloud.height_m
         if height is None or np.isnan(height).any():  # fill missing heights from the DEM
             dem_h = stack.sample(cloud.x, cloud.y, "dem")
