@@ -300,12 +300,19 @@ def predict(model: Annotated[Path, typer.Option("--model", help="Model directory
                                                       "part per tile + manifest.json")] = False,
             precision: Annotated[str, typer.Option("--precision", help="fp32 | int8 (stage 1 "
                                                    "from pointwise.int8.onnx)")] = "fp32",
+            report: Annotated[Path | None, typer.Option("--report", help="Folder for the "
+                                                        "quick-look (map PNG, zoomable HTML); "
+                                                        "default <out>.quicklook")] = None,
+            quicklook: Annotated[bool, typer.Option("--quicklook/--no-quicklook",
+                                                    help="Write the quick-look and a QGIS "
+                                                    ".qml style beside a .gpkg/.shp")] = True,
             columns: ColumnsOpt = None, units: UnitsOpt = None,
             ) -> None:
     """Score every point: two stages (PW encoder over chunks, then GNN over the graph) on ONNX
     Runtime; an interrupted run resumes from its work dir. With --dask, tiles with exact halos
     run as Dask tasks and give the same output."""
     from psirel.cli_progress import TileBars
+    from psirel.cli_summary import print_prediction
     from psirel.infer.pipeline import predict as run_predict
 
     if backend not in ("onnx", "torch"):
@@ -320,6 +327,9 @@ def predict(model: Annotated[Path, typer.Option("--model", help="Model directory
     if dask is not None and (backend != "onnx" or strategy != "two-stage"):
         raise PsirelError("--dask runs the ONNX backend's two-stage strategy only")
     schema = _schema(columns, units)
+    if report is not None and not quicklook:
+        raise PsirelError("--report and --no-quicklook: choose one")
+    shown = (report if report is not None else True) if quicklook else False
     console = _console()
     warn = lambda m: console.print(f"[yellow]warning:[/] {m}")  # noqa: E731
     with TileBars(console) as rep:
@@ -330,36 +340,15 @@ def predict(model: Annotated[Path, typer.Option("--model", help="Model directory
                               tile_m=tile_m, partitioned=partitioned, work_dir=work_dir,
                               memory_gb=memory_gb, threads=threads, device=device,
                               restart=restart, crs=crs, progress=rep, warn=warn,
-                              precision=precision, lulc_legend=lulc_legend, schema=schema)
+                              precision=precision, lulc_legend=lulc_legend, schema=schema,
+                              report=shown)
         else:
             s = run_predict(model, points, dem, lulc, amplitude, out, backend=backend,
                             strategy=strategy, work_dir=work_dir, memory_gb=memory_gb,
                             threads=threads, device=device, restart=restart, crs=crs,
                             progress=rep, warn=warn, precision=precision,
-                            lulc_legend=lulc_legend, schema=schema)
-    sec = s["seconds"]
-    stages = ", ".join(f"{k} {v:.1f} s" for k, v in sec.items() if k != "total" and v >= 0.05)
-    console.print(f"{s['points']:,} points, {s['unreliable_fraction']:.1%} unreliable "
-                  f"(threshold {s['threshold']:.3f}) in {sec['total']:.1f} s "
-                  f"({s['points_per_s']['total']:,.0f} points/s); "
-                  f"peak memory {s['peak_rss_mb']:,.0f} MB")
-    console.print(f"stages: {stages}")
-    tl = s.get("tiles")
-    if tl:
-        rss = s["worker_peak_rss_mb"]
-        console.print(f"tiles: {tl['total']} of {tl['tile_m']:g} m (halo {tl['halo_m']:g} m) "
-                      f"on {s['executor']}; {tl['embedded_per_point']:.2f} embeddings per point"
-                      + (f"; worker peak memory {max(rss.values()):,.0f} MB" if rss else ""))
-        if tl["computed"] < tl["total"]:
-            console.print(f"resumed from {s['work_dir']}: computed {tl['computed']} of "
-                          f"{tl['total']} tiles; the rest were already done")
-    ch, bl = s.get("chunks", {}), s.get("blocks", {})
-    if ch and (ch["computed"] < ch["total"] or bl.get("computed", 0) < bl.get("total", 0)):
-        console.print(f"resumed from {s['work_dir']}: computed {ch['computed']} of {ch['total']} "
-                      f"stage-1 chunks and {bl.get('computed')} of {bl.get('total')} stage-2 "
-                      "blocks; the rest were already done")
-    console.print(f"output: [bold]{s['output']}[/]")
-
+                            lulc_legend=lulc_legend, schema=schema, report=shown)
+    print_prediction(console, s)
 
 app.command()(bench)
 

@@ -50,6 +50,7 @@ from psirel.infer.pipeline import (
     output_columns,
     peak_rss_mb,
 )
+from psirel.infer.quicklook_step import write_prediction_report
 from psirel.infer.scene import Silent, Timer
 from psirel.infer.tile_work import TileWork, read_tile_manifest
 from psirel.infer.tiling import (
@@ -64,7 +65,7 @@ from psirel.infer.tiling import (
 from psirel.infer.workdir import file_identity
 from psirel.io.cloud_grid import open_cloud
 from psirel.io.formats import format_of
-from psirel.io.partitioned import check_parts_dir, part_name, write_manifest
+from psirel.io.partitioned import check_parts_dir, part_name, read_parts, write_manifest
 from psirel.io.points import write_predictions
 from psirel.io.schema import PointSchema
 from psirel.model_dir import MODEL_JSON, ModelCard, load_card, sha256_file
@@ -102,7 +103,8 @@ def predict_tiled(model_dir: Path | str, points: Path | str, dem: Path | str,
                   tile_hook: Callable[[int], None] | None = None,
                   connect_timeout_s: float = CONNECT_TIMEOUT_S,
                   precision: str = "fp32", lulc_legend: str | None = None,
-                  schema: PointSchema | None = None) -> dict:
+                  schema: PointSchema | None = None,
+                  report: bool | Path | str = False) -> dict:
     """Predict P(reliable) for every point tile by tile on Dask; same output as
     :func:`psirel.infer.pipeline.predict` (≤ 1e-5).
 
@@ -130,6 +132,7 @@ def predict_tiled(model_dir: Path | str, points: Path | str, dem: Path | str,
         connect_timeout_s: how long to wait for a scheduler and its first worker.
         schema: column map and units of the points; every task reads its box with it, the
             units pinned to those the whole cloud was read with.
+        report: the quick-look and ``.qml``, as for ``predict``.
 
     Returns:
         A summary: points, tiles (total, computed, size, halo, embeddings per point), workers,
@@ -199,13 +202,23 @@ def predict_tiled(model_dir: Path | str, points: Path | str, dem: Path | str,
     if partitioned:
         _write_parts_manifest(out, plan, work, cloud, card)
     else:
-        _write_file(out, plan, work, cloud, card)
-    timer.add("write", t0)
+        rel = _gather(plan, work, len(cloud))
+        write_predictions(cloud, out, output_columns(rel, card.threshold))
+    t0 = timer.add("write", t0)
+    shown = None
+    if report is not False:
+        if partitioned:  # the tasks wrote the scores into the parts
+            got = read_parts(out, ["reliability", "reliability_std"])
+            rel = np.stack([got["reliability"], got["reliability_std"]], axis=1)
+        shown = write_prediction_report(out, None if report is True else report, cloud, rel,
+                                        card.threshold, dem, partitioned=partitioned)
+        timer.add("report", t0)
     if work_dir is None:
         work.remove()
     timer.seconds["total"] = time.perf_counter() - t_start
-    return _summary(executor, plan, work, results, card, out, device, timer, n_unknown,
-                    n_reliable, n)
+    summary = _summary(executor, plan, work, results, card, out, device, timer, n_unknown,
+                       n_reliable, n)
+    return summary if shown is None else {**summary, "report": shown}
 
 
 def run_key(card: ModelCard, points, rasters, crs, n: int, device: str, chunk: int, block: int,
@@ -355,14 +368,15 @@ def _run(executor, tasks: list[TileTask], work: TileWork, retries: int,
     return results
 
 
-def _write_file(out: Path, plan: TilePlan, work: TileWork, cloud, card: ModelCard) -> None:
-    rel = np.full((len(cloud), 2), np.nan, np.float32)
+def _gather(plan: TilePlan, work: TileWork, n: int) -> np.ndarray:
+    """[n, 2] reliability and its spread of every point, from the tiles' results."""
+    rel = np.full((n, 2), np.nan, np.float32)
     for t in plan.tiles:
         got = work.load(t.id)
         if got is None:
             raise PsirelError(f"{work.result_path(t.id)}: result of tile {t.id} is missing")
         rel[got[0]] = got[1]
-    write_predictions(cloud, out, output_columns(rel, card.threshold))
+    return rel
 
 
 def _write_parts_manifest(out: Path, plan: TilePlan, work: TileWork, cloud,

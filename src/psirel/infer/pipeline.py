@@ -31,6 +31,7 @@ from psirel.features.normalize import N_PATCH_CHANNELS
 from psirel.graph.sampling import full_neighbourhood
 from psirel.infer.backends import Backend, make_backend
 from psirel.infer.naive import predict_naive
+from psirel.infer.quicklook_step import write_prediction_report
 from psirel.infer.scene import Scene, Silent, Timer, prepare
 from psirel.infer.shared_stage import embed_windows
 from psirel.infer.workdir import WorkDir, file_identity
@@ -62,7 +63,8 @@ def predict(model_dir: Path | str, points: Path | str, dem: Path | str, lulc: Pa
             restart: bool = False, crs=None, progress=None,
             warn: Callable[[str], None] | None = None, chunk_points: int | None = None,
             block_points: int = BLOCK_POINTS, precision: str = "fp32",
-            lulc_legend: str | None = None, schema: PointSchema | None = None) -> dict:
+            lulc_legend: str | None = None, schema: PointSchema | None = None,
+            report: bool | Path | str = False) -> dict:
     """Predict P(reliable) for every point and write ``out`` (every input attribute plus
     ``reliability`` float32 and ``reliable_pred`` at the model's threshold, input order and CRS).
 
@@ -86,6 +88,9 @@ def predict(model_dir: Path | str, points: Path | str, dem: Path | str, lulc: Pa
         warn: called with one-line warnings (unit checks, unknown land cover).
         chunk_points: points per stage-1 chunk, overriding ``memory_gb``.
         block_points: stage-2 seeds per GNN call.
+        report: also write the quick-look (True: into ``<out>.quicklook``; a path: there) and a
+            ``.qml`` style beside a GeoPackage/shapefile output
+            (:mod:`psirel.infer.quicklook_step`).
 
     Returns:
         A summary: points, unreliable fraction, seconds and points/s per stage, peak RSS (MB),
@@ -124,7 +129,11 @@ def predict(model_dir: Path | str, points: Path | str, dem: Path | str, lulc: Pa
         cols = output_columns(rel, card.threshold)
         pred = cols["reliable_pred"]
         write_predictions(scene.cloud, out, cols)
-        timer.add("write", t0)
+        t0 = timer.add("write", t0)
+        if report is not False:
+            summary["report"] = write_prediction_report(
+                out, None if report is True else report, scene.cloud, rel, card.threshold, dem)
+            timer.add("report", t0)
     finally:
         scene.stack.close()
     if wd is not None and own_wd:  # a folder the user named is theirs to remove

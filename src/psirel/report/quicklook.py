@@ -15,7 +15,7 @@ cells show their least reliable point, so a million points cost a few hundred mi
 the minutes of a million markers. The DEM is read decimated, over the points only
 (:mod:`psirel.report.hillshade`).
 
-Needs matplotlib (the ``train`` extra). Files are written atomically.
+Needs matplotlib (a core dependency). Files are written atomically.
 """
 
 from __future__ import annotations
