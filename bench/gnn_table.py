@@ -17,8 +17,9 @@ import argparse
 import json
 from pathlib import Path
 
-from psirel.demo import run, scene_args
+from psirel.demo import run
 from psirel.report.markdown import metrics_table
+from psirel.scene.files import scene_args
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
 """Helpers shared by test modules (conftest.py files cannot be imported by name: several exist)."""
 
-from psirel.demo import scene_args
+from psirel.scene.files import scene_args
 
 __all__ = ["scene_args"]

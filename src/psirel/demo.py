@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from psirel.cli import main as cli_main
+from psirel.scene.files import scene_args
 
 
 def run(argv: list[str]) -> None:
@@ -22,12 +23,6 @@ def run(argv: list[str]) -> None:
     code = cli_main(argv)
     if code:
         sys.exit(code)
-
-
-def scene_args(d: Path) -> list[str]:
-    """The four input options of a ``psirel synth`` folder, as the CLI takes them."""
-    return ["--points", str(d / "points.gpkg"), "--dem", str(d / "dem.tif"),
-            "--lulc", str(d / "lulc.tif"), "--amplitude", str(d / "amplitude.tif")]
 
 
 def main() -> None:

@@ -92,7 +92,7 @@ def model(cache: Path, train_scene: Path, *, encoder: str = "patch", epochs: int
         return d
     shutil.rmtree(d, ignore_errors=True)
     log(f"training model {name} (psirel train, child process)")
-    from psirel.demo import scene_args
+    from psirel.scene.files import scene_args
 
     cmd = [sys.executable, "-m", "psirel.cli", "train", *scene_args(train_scene), "--out", str(d),
            "--gnn", gnn, "--epochs", str(epochs), "--batch-size", str(batch_size),

@@ -19,10 +19,12 @@ then adds ``pointwise.int8.onnx``, the INT8 variant of stage 1.
 
 B, N and K are dynamic. Each graph is traced on a tiny input and checked on another, larger one
 (real training patches when :func:`sample_from_graph_data` provides them, else a random but
-realistic sample), under the session options inference uses. The largest probability difference
-per file goes into ``model.json`` under ``"onnx"``; beyond ``1e-4`` the export fails with a
-:class:`~psirel.errors.ModelError` and the model directory is left as it was (files are written
-to a temporary folder and moved in only after every check passed).
+realistic sample, :func:`psirel.export.graphs.random_sample`), under the session options
+inference uses. The largest probability difference per file goes into ``model.json`` under
+``"onnx"``; beyond ``1e-4`` the export fails with a :class:`~psirel.errors.ModelError` and the
+model directory is left as it was (files are written to a temporary folder and moved in only
+after every check passed). The wrappers traced and the export call itself are shared with
+:mod:`psirel.export.quantize` and live in :mod:`psirel.export.graphs`.
 """
 
 from __future__ import annotations
@@ -30,41 +32,35 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor, nn
 
 from psirel.errors import ModelError
+from psirel.export.graphs import (
+    OPSET,
+    ExportSample,
+    Graph,
+    GraphNone,
+    Pointwise,
+    PointwiseOnly,
+    export_graph,
+    random_sample,
+    trace_table,
+)
 from psirel.features.patches import spatial_order
-from psirel.graph.knn import EdgeScale, edge_features, knn_table
 from psirel.graph.sampling import full_neighbourhood
 from psirel.infer.backends import GNN_ONNX, PW_INT8_ONNX, PW_ONLY_ONNX, PW_ONNX, open_session
 from psirel.model_dir import MODEL_JSON, load_card, register_artifact, save_card, sha256_file
 from psirel.models.ensemble import CalibratedEnsemble
 from psirel.train.checkpoint import load_predictor
 
-OPSET = 17
 PARITY_TOL = 1e-4  # max |P_onnx - P_torch| accepted, probability units
 ONNX_FILES = (PW_ONNX, GNN_ONNX, PW_ONLY_ONNX)
 DERIVED = (*ONNX_FILES, PW_INT8_ONNX)  # files an export may redo, so not checked before it
 GRAPH_INPUTS = ("emb", "idx", "mask", "edge_attr")
 GRAPH_OUTPUTS = ["reliability", "reliability_std"]
-
-
-@dataclass
-class ExportSample:
-    """Inputs for the parity check: M points' model inputs and their subgraph (local indices)."""
-
-    patches: np.ndarray    # [M, 4, P, P] float32, normalised
-    scalars: np.ndarray    # [M, S] float32, standardised
-    idx: np.ndarray        # [M, K] int64
-    mask: np.ndarray       # [M, K] bool
-    edge_attr: np.ndarray  # [M, K, E] float32
-    source: str            # how it was made, recorded in model.json
 
 
 def sample_from_graph_data(data, n_seeds: int = 16, hops: int = 2):
@@ -90,96 +86,10 @@ def sample_from_graph_data(data, n_seeds: int = 16, hops: int = 2):
                         source=f"training points ({len(seeds)} seeds, {len(nodes)} nodes)")
 
 
-def random_sample(meta: dict, n: int = 32, seed: int = 0) -> ExportSample:
-    """Random but realistic inputs for a model card's ``meta``: standardised channels ~N(0, 1),
-    land-cover indices from the model's vocabulary, a validity channel with some patches cut by
-    a raster edge, and a kNN graph of ``n`` points scattered over 200 m × 200 m (so with the
-    card's k and r_max most rows are full and some are not)."""
-    rng = np.random.default_rng(seed)
-    cfg, feats = meta["config"], meta["features"]
-    p, s = int(cfg["patch_px"]), int(cfg["n_scalars"])
-    patches = rng.standard_normal((n, 4, p, p)).astype(np.float32)
-    patches[:, 1] = rng.integers(0, int(cfg["n_lulc"]), (n, p, p))
-    patches[:, 3] = 1.0
-    cut = rng.random(n) < 0.25          # a quarter of the patches run off a raster edge
-    cols = rng.integers(p // 4, p // 2, n)
-    for i in np.flatnonzero(cut):
-        patches[i, :, :, :cols[i]] = 0.0
-    scalars = rng.standard_normal((n, s)).astype(np.float32)
-    x, y = rng.uniform(0, 200, n), rng.uniform(0, 200, n)
-    table = knn_table(x, y, k=int(feats["k"]), r_max_m=float(feats["r_max_m"]))
-    scale = EdgeScale.from_json(meta["edge_scale"]) if "edge_scale" in meta else None
-    ea = edge_features(x, y, rng.normal(0, 10, n), rng.normal(0, 3, n), table.idx, table.mask,
-                       scale, series_mm=rng.normal(0, 5, (n, 12)))
-    e = int(cfg.get("edge_dim", ea.shape[-1]))   # models built with fewer edge features
-    ea = ea[..., :e] if e <= ea.shape[-1] else np.pad(ea, ((0, 0), (0, 0), (0, e - ea.shape[-1])))
-    return ExportSample(patches, scalars, table.idx, table.mask, ea,
-                        source=f"random ({n} points, seed {seed})")
-
-
-# ---------------------------------------------------------------------------- wrappers
-class _Pointwise(nn.Module):
-    def __init__(self, model: CalibratedEnsemble):
-        super().__init__()
-        self.model = model
-
-    def forward(self, patches: Tensor, scalars: Tensor) -> Tensor:
-        return self.model.embed(patches, scalars)
-
-
-class _Graph(nn.Module):
-    def __init__(self, model: CalibratedEnsemble):
-        super().__init__()
-        self.model = model
-
-    def forward(self, emb: Tensor, idx: Tensor, mask: Tensor, edge_attr: Tensor
-                ) -> tuple[Tensor, Tensor]:
-        return self.model.reliability(emb, idx, mask, edge_attr)
-
-
-class _GraphNone(nn.Module):
-    """Stage 2 of a model without graph (``gnn="none"``): the head on the embedding alone."""
-
-    def __init__(self, model: CalibratedEnsemble):
-        super().__init__()
-        self.model = model
-
-    def forward(self, emb: Tensor) -> tuple[Tensor, Tensor]:
-        return self.model.reliability(emb)
-
-
-class _PointwiseOnly(nn.Module):
-    def __init__(self, model: CalibratedEnsemble):
-        super().__init__()
-        self.model = model
-
-    def forward(self, patches: Tensor, scalars: Tensor) -> Tensor:
-        return self.model.reliability(self.model.embed(patches, scalars))[0]
-
-
-def _export(module: nn.Module, args: tuple, names: list[str], output: str | list[str],
-            dynamic: dict, path: Path) -> None:
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module.eval(), args, str(path), dynamo=False, opset_version=OPSET,
-                          input_names=names,
-                          output_names=[output] if isinstance(output, str) else list(output),
-                          dynamic_axes=dynamic,
-                          do_constant_folding=True)
-
-
 def _ort_run(session, feed: dict[str, np.ndarray]) -> np.ndarray:
     """One ORT call (a seam for tests that need a failing parity)."""
     return session.run(None, feed)[0]
 
-
-def _trace_table(k: int, edge_dim: int, n: int = 7, seed: int = 0):
-    """A tiny random neighbour table to trace stage 2 with (other N and K than the check's)."""
-    g = torch.Generator().manual_seed(seed)
-    kk = max(min(k, n - 1) - 1, 1)
-    idx = torch.randint(0, n, (n, kk), generator=g)
-    mask = torch.rand(n, kk, generator=g) > 0.3
-    return idx, mask, torch.randn(n, kk, edge_dim, generator=g)
 
 
 # ---------------------------------------------------------------------------- export
@@ -243,27 +153,27 @@ def export_model(model_dir: Path | str, *, sample: ExportSample | None = None,
         pw_args = (torch.randn(2, 4, p, p), torch.randn(2, cfg.n_scalars))
         pw_names = ["patches", "scalars"]
         batch = {"patches": {0: "batch"}, "scalars": {0: "batch"}}
-        pw_module, only_module = _Pointwise, _PointwiseOnly
+        pw_module, only_module = Pointwise, PointwiseOnly
         out_axis = {0: "batch"}
 
     tmp = Path(tempfile.mkdtemp(prefix=".onnx-export-", dir=model_dir))
     try:
-        _export(pw_module(model), pw_args, pw_names, "emb", {**batch, "emb": out_axis},
-                tmp / PW_ONNX)
+        export_graph(pw_module(model), pw_args, pw_names, "emb", {**batch, "emb": out_axis},
+                     tmp / PW_ONNX)
         if pw_only is not None:
-            _export(only_module(pw_only), pw_args, pw_names, "reliability",
-                    {**batch, "reliability": out_axis}, tmp / PW_ONLY_ONNX)
+            export_graph(only_module(pw_only), pw_args, pw_names, "reliability",
+                         {**batch, "reliability": out_axis}, tmp / PW_ONLY_ONNX)
         emb_trace = torch.randn(7, model.embedding_dim)
         outs = {o: {0: "n"} for o in GRAPH_OUTPUTS}
         if model.gnn is None:
-            _export(_GraphNone(model), (emb_trace,), ["emb"], GRAPH_OUTPUTS,
-                    {"emb": {0: "n"}, **outs}, tmp / GNN_ONNX)
+            export_graph(GraphNone(model), (emb_trace,), ["emb"], GRAPH_OUTPUTS,
+                         {"emb": {0: "n"}, **outs}, tmp / GNN_ONNX)
         else:
             nk = {0: "n", 1: "k"}
-            _export(_Graph(model), (emb_trace, *_trace_table(len(sample.idx[0]), cfg.edge_dim)),
-                    list(GRAPH_INPUTS), GRAPH_OUTPUTS,
-                    {"emb": {0: "n"}, "idx": nk, "mask": nk, "edge_attr": nk, **outs},
-                    tmp / GNN_ONNX)
+            table = trace_table(len(sample.idx[0]), cfg.edge_dim)
+            export_graph(Graph(model), (emb_trace, *table), list(GRAPH_INPUTS), GRAPH_OUTPUTS,
+                         {"emb": {0: "n"}, "idx": nk, "mask": nk, "edge_attr": nk, **outs},
+                         tmp / GNN_ONNX)
         parity = _parity(model, pw_only, sample, tmp)
         worst = max(parity["parity_max_abs_prob"].items(), key=lambda kv: kv[1])
         if not worst[1] <= tol:  # NaN fails too

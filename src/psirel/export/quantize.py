@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from psirel.errors import ModelError
+from psirel.export.graphs import Pointwise, export_graph, random_sample
 from psirel.infer.backends import PW_INT8_ONNX, open_session, run_batched
 from psirel.model_dir import load_card, register_artifact, save_card, sha256_file
 from psirel.models.convnext import ConvNeXtBlock
@@ -68,7 +69,7 @@ def quantize_pointwise(model_dir: Path | str,
         model_dir: a model directory with ``weights.safetensors`` (hashes checked).
         calibration: ``(patches [M, 4, P, P], scalars [M, S])`` of real points, normalised as
             the model's inputs; default a random but realistic sample
-            (:func:`psirel.export.onnx.random_sample`).
+            (:func:`psirel.export.graphs.random_sample`).
         tol: largest accepted ``max |emb_int8 − emb_torch| / std(emb_torch)``.
         source: how the calibration set was drawn, recorded in ``model.json``.
 
@@ -82,7 +83,6 @@ def quantize_pointwise(model_dir: Path | str,
     import onnxruntime
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from psirel.export.onnx import _export, _Pointwise, random_sample
     from psirel.train.checkpoint import load_predictor
 
     model_dir = Path(model_dir)
@@ -108,9 +108,11 @@ def quantize_pointwise(model_dir: Path | str,
     try:
         fp32 = tmp / "pointwise.channels_last.onnx"
         p = model.cfg.patch_px
-        _export(_Pointwise(model), (torch.randn(2, 4, p, p), torch.randn(2, model.cfg.n_scalars)),
-                ["patches", "scalars"], "emb",
-                {"patches": {0: "batch"}, "scalars": {0: "batch"}, "emb": {0: "batch"}}, fp32)
+        export_graph(Pointwise(model),
+                     (torch.randn(2, 4, p, p), torch.randn(2, model.cfg.n_scalars)),
+                     ["patches", "scalars"], "emb",
+                     {"patches": {0: "batch"}, "scalars": {0: "batch"}, "emb": {0: "batch"}},
+                     fp32)
         nodes = _mlp_matmuls(onnx.load(str(fp32)))
         root = logging.getLogger()
         hush = _DropPreprocessHint()

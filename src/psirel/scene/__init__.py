@@ -21,14 +21,16 @@ How a scene is made, one module per step (``world.build_world`` runs them in ord
 ``surface``       soil moisture of fields: the phase bias of distributed scatterers
 ``artefacts``     phase-unwrapping errors (spatial patches, isolated)
 ``acquisition``   dates (12-day revisit, 61 dates from 2019-01-06), C-band λ = 55.5 mm
-``psi_points``    placement by density, scatterer quality, phase (layover mixing, spurious and
-                  ghost scatterers), unwrapping, series
+``scatterers``    each point's site and scatterer: height, quality (SCR), outlier, temporary,
+                  layover mix, spurious, distributed and ghost scatterers
+``psi_points``    placement by density, phase (layover mixing, clutter), unwrapping, series
 ``estimation``    what a PSI processor computes: line-fit velocity, temporal coherence
 ``labels``        the expert's rules: noise, temporary, layover/shadow, unwrapping, velocity,
                   topographic bias, spurious scatterers, moisture bias, sidelobes
 ``worlds``        a world per seed: band, revisit, dates, pass, pixel size, terrain type,
                   land-cover product, climate, the processor's DEM, factors on every cause
 ``generate``      orchestration and writing (rasters, streamed points, scene.json)
+``files``         a scene folder's input files as the CLI takes them (``scene_args``)
 
 The labels are built so that no single statistic of a point's own series decides them (see
 ``tests/scene/separability.py``): noisy points whose velocity holds are reliable, and several
