@@ -10,6 +10,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of ``exc``'s message, at most ``limit`` characters, for a one-line error
+    (the exception's type name when the message is empty)."""
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:limit]
+
+
 class PsirelError(Exception):
     """Base class of every error a user can cause. ``exit_code`` is what the CLI returns."""
 
@@ -120,3 +127,10 @@ class ColumnMapError(PsirelError):
 
     def __init__(self, where: Path | str, reason: str):
         super().__init__(f"{where}: {reason}")
+
+
+class UnwritableOutput(PsirelError):
+    """An output whose folder cannot be created or written (checked before any long work)."""
+
+    def __init__(self, path: Path | str, reason: str):
+        super().__init__(f"{path}: cannot write the output there ({reason})")

@@ -113,3 +113,39 @@ def test_int8_of_a_shared_map_model_is_refused(tiny_model, tiny_scene, tmp_path,
                         "--out", str(tmp_path / "p.gpkg"), "--precision", "int8"], capsys)
     assert_one_line_error(code, err, "model.json", "shared-map", "--precision fp32")
     assert not (tmp_path / "p.gpkg").exists()
+
+
+@pytest.mark.parametrize("extra", [[], ["--dask", "sync", "--partitioned"]])
+def test_an_unwritable_output_is_one_line_before_any_work(tiny_model, tiny_scene, tmp_path,
+                                                          capsys, extra):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    out = blocker / ("parts" if extra else "o.gpkg")
+    code = main(["predict", "--model", str(tiny_model), *scene_args(tiny_scene), "--out",
+                 str(out), *extra])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"error: {out}") and "cannot write the output there" in err
+
+
+def test_check_writable_creates_missing_folders_and_refuses_a_file_in_the_way(tmp_path):
+    from psirel.errors import UnwritableOutput
+    from psirel.io.atomic import check_writable
+
+    deeper = tmp_path / "new" / "deeper"
+    check_writable(deeper / "o.gpkg")
+    assert deeper.is_dir() and not any(deeper.iterdir())
+    (tmp_path / "f").write_text("")
+    with pytest.raises(UnwritableOutput, match="cannot write the output there"):
+        check_writable(tmp_path / "f" / "o.gpkg")
+
+
+def test_an_os_error_nobody_foresaw_is_still_one_line(monkeypatch, capsys):
+    import psirel.cli as cli
+
+    def boom(*a, **k):
+        raise PermissionError(13, "Permission denied", "/somewhere/x")
+
+    monkeypatch.setattr(cli, "app", boom)
+    assert main(["inspect"]) == 2
+    assert capsys.readouterr().err.strip() == "error: /somewhere/x: Permission denied"

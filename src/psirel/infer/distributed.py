@@ -34,13 +34,12 @@ from pathlib import Path
 import numpy as np
 
 from psirel.compat import check_features, check_unknown_lulc
-from psirel.errors import PsirelError
+from psirel.errors import PsirelError, first_line
 from psirel.features.scalars import SCALAR_FEATURES
 from psirel.infer.executors import (  # noqa: F401  (re-exported: the driver's executors)
     CONNECT_TIMEOUT_S,
     DaskExecutor,
     SyncExecutor,
-    first_line,
     make_executor,
 )
 from psirel.infer.pipeline import (
@@ -63,6 +62,7 @@ from psirel.infer.tiling import (
     tile_bytes_per_point,
 )
 from psirel.infer.workdir import file_identity
+from psirel.io.atomic import check_writable
 from psirel.io.cloud_grid import open_cloud
 from psirel.io.formats import format_of
 from psirel.io.partitioned import check_parts_dir, part_name, read_parts, write_manifest
@@ -146,6 +146,7 @@ def predict_tiled(model_dir: Path | str, points: Path | str, dem: Path | str,
         raise PsirelError(f"--tile-m {tile_m:g}: must be a positive number of metres")
     if retries < 0:
         raise PsirelError(f"retries {retries}: must be >= 0")
+    check_writable(out / "manifest.json" if partitioned else out)  # a parts folder: in it
     executor = make_executor(dask, connect_timeout_s)
     task_threads = _threads(threads, executor)
     _check_out(out, partitioned)

@@ -35,6 +35,7 @@ from psirel.infer.quicklook_step import write_prediction_report
 from psirel.infer.scene import Scene, Silent, Timer, prepare
 from psirel.infer.shared_stage import embed_windows
 from psirel.infer.workdir import WorkDir, file_identity
+from psirel.io.atomic import check_writable
 from psirel.io.points import write_predictions
 from psirel.io.schema import PointSchema
 from psirel.model_dir import MODEL_JSON, ModelCard, load_card, sha256_file
@@ -102,6 +103,7 @@ def predict(model_dir: Path | str, points: Path | str, dem: Path | str, lulc: Pa
     progress = progress or Silent()
     timer = Timer()
     out = Path(out)
+    check_writable(out)
     card = load_card(model_dir)
     be = make_backend(card, backend, device, threads, precision) if isinstance(backend, str) \
         else backend

@@ -31,6 +31,22 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
+def check_writable(target: Path | str) -> None:
+    """Raise :class:`~psirel.errors.UnwritableOutput` unless ``target``'s folder exists (or can
+    be created) and takes new files: called before a long run, so that a read-only or missing
+    location is one line at the start, not a traceback at the end."""
+    from psirel.errors import UnwritableOutput
+
+    parent = Path(target).absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".psirel-probe-", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UnwritableOutput(target, exc.strerror or type(exc).__name__) from None
+
+
 def atomic_write_text(target: Path | str, text: str) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(text)
