@@ -29,7 +29,8 @@ from psirel.io.cloud_grid import check_points_inside  # noqa: F401  (re-exported
 from psirel.io.grid import Grid, utm_zone_name
 from psirel.io.points import PointCloud, read_points
 from psirel.io.profiles import profile_named
-from psirel.io.rasters import open_raster, overview_codes, stack_grid
+from psirel.io.raster_sources import open_raster, overview_codes
+from psirel.io.rasters import stack_grid
 from psirel.io.schema import PointSchema
 
 HALF_PATCH_PX = 40  # half of an 80 px patch: closer to an edge, a patch needs padding

@@ -26,6 +26,7 @@ import numpy as np
 
 from psirel.errors import PsirelError
 from psirel.features.patches import BLOCK_PX, PATCH_PX, gather_patches, iter_patch_chunks
+from psirel.features.robust import MAD_TO_STD
 from psirel.features.temporal import PRESCALED_FEATURES, SCALE_FLOORS
 from psirel.io.rasters import LAYERS, RasterStack
 
@@ -288,14 +289,13 @@ def _robust_centre_scale(feats: np.ndarray, names: list[str] | None = None
     n_cols = feats.shape[1]
     centre, scale = np.zeros(n_cols), np.ones(n_cols)
     for j in range(n_cols):
-        name = names[j] if names is not None else None
-        if name in PRESCALED_FEATURES:
+        if (name := names[j] if names is not None else None) in PRESCALED_FEATURES:
             continue
         col = feats[:, j][np.isfinite(feats[:, j])]
         if col.size == 0:
             continue
         centre[j] = np.median(col)
-        mad = 1.4826 * np.median(np.abs(col - centre[j]))
+        mad = MAD_TO_STD * np.median(np.abs(col - centre[j]))
         sd = col.std()
         scale[j] = mad if mad > 1e-9 * max(abs(centre[j]), 1.0) else (sd if sd > 0 else 1.0)
         scale[j] = max(scale[j], SCALE_FLOORS.get(name, 0.0))

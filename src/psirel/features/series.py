@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from psirel.features.robust import MAD_TO_STD, nanmad_rows
+
 SERIES_FEATURES = [
     "series_velocity_mm_yr", "series_seasonal_amp_mm", "series_residual_std_mm",
     "series_residual_mad_mm", "series_residual_lag1", "series_max_step_mm",
@@ -48,7 +50,6 @@ MIN_SEASONAL_SPAN_YR = 1.0
 MIN_SEASONAL_DATES = 5
 JUMP_TOLERANCE_WAVELENGTHS = 1.0 / 8.0   # |step| within λ/8 of k·λ/2
 JUMP_NOISE_FACTOR = 3.0                  # and |step| > 3 × step noise
-MAD_TO_STD = 1.4826
 _ROWS_PER_BLOCK = 4096   # rows per pass: bounds float64 temporaries (fastest of 1k, 4k, 32k)
 
 
@@ -127,35 +128,6 @@ def time_spread_yr2(t_yr: np.ndarray, ok: np.ndarray) -> np.ndarray:
     k = w.sum(axis=1)
     s1, s2 = w @ t_yr, w @ (t_yr * t_yr)
     return np.maximum(s2 - s1 * s1 / np.maximum(k, 1.0), 0.0)
-
-
-def nanmedian_rows(v: np.ndarray) -> np.ndarray:
-    """Median of each row ignoring NaN (0 for an all-NaN row).
-
-    Complete rows use a linear-time partition; rows with gaps a sort (NaN sorts last). Both are
-    much faster than ``np.nanmedian``, which goes through masked arrays.
-    """
-    n, t = v.shape
-    ok = np.isfinite(v)
-    k = ok.sum(axis=1)
-    med = np.zeros(n)
-    full = k == t
-    if t and full.any():
-        lo, hi = (t - 1) // 2, t // 2
-        part = np.partition(v[full], [lo, hi], axis=1)
-        med[full] = 0.5 * (part[:, lo] + part[:, hi])
-    some = np.flatnonzero((k > 0) & ~full)
-    if len(some):
-        srt = np.sort(v[some], axis=1)
-        ks = k[some]
-        rows = np.arange(len(some))
-        med[some] = 0.5 * (srt[rows, (ks - 1) // 2] + srt[rows, ks // 2])
-    return med
-
-
-def nanmad_rows(v: np.ndarray) -> np.ndarray:
-    """Median absolute deviation of each row, ignoring NaN (0 for an all-NaN row)."""
-    return nanmedian_rows(np.abs(v - nanmedian_rows(v)[:, None]))
 
 
 def _block_features(d: np.ndarray, a: np.ndarray, seasonal: bool, half_wave_mm: float

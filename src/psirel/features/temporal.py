@@ -46,13 +46,12 @@ from math import erf, exp, pi, sqrt
 
 import numpy as np
 
+from psirel.features.robust import MAD_TO_STD, nanmedian_mad_rows
 from psirel.features.series import (
     DAYS_PER_YEAR,
-    MAD_TO_STD,
     checked_series,
     design_matrix,
     fit_rows,
-    nanmedian_rows,
     solve_normal,
     time_spread_yr2,
 )
@@ -158,9 +157,9 @@ def _huber_refit(a: np.ndarray, d: np.ndarray, ok: np.ndarray, z: np.ndarray,
 
 def _winsorised_std(r: np.ndarray, ok: np.ndarray, k: np.ndarray) -> np.ndarray:
     """Scale ``s`` of each row's finite residuals (see the module docstring), floored."""
-    med = nanmedian_rows(r)
+    med, mad = nanmedian_mad_rows(r)
     dev = r - med[:, None]
-    robust = MAD_TO_STD * nanmedian_rows(np.abs(dev)) * k / (k - 0.8)
+    robust = MAD_TO_STD * mad * k / (k - 0.8)
     lim = (WINSOR_SIGMAS * robust)[:, None]
     w = np.where(ok, np.clip(dev, -lim, lim), 0.0)
     s = np.sqrt((w * w).sum(axis=1) / np.maximum(k - 1, 1) / _WINSOR_CONSISTENCY)

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from psirel.features.robust import MAD_TO_STD
+
 __all__ = [
     "DEFAULT_K",
     "DEFAULT_R_MAX_M",
@@ -256,7 +258,7 @@ def _robust_scale(values: np.ndarray) -> float:
     v = np.abs(values[np.isfinite(values)])
     if v.size == 0:
         return 1.0
-    s = 1.4826 * float(np.median(v))
+    s = MAD_TO_STD * float(np.median(v))
     if s > 0:
         return s
     s = float(np.sqrt(np.mean(v * v)))

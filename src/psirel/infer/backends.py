@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-from psirel.errors import MissingExtra, ModelError, PsirelError
+from psirel.errors import MissingExtra, ModelError, PsirelError, first_line
 from psirel.model_dir import MODEL_JSON, ModelCard
 
 BACKENDS = ("onnx", "torch")
@@ -159,7 +159,7 @@ def open_session(path: Path, threads: int | None = None, device: str = "cpu", *,
                                                                             spinning=spinning),
                                     providers=prov)
     except Exception as exc:  # ORT raises its own pybind classes (InvalidProtobuf, Fail, ...)
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        first = first_line(exc, 160)
         raise ModelError(path, f"ONNX Runtime cannot load it ({first})") from None
 
 

@@ -15,7 +15,7 @@ import re
 import uuid
 from collections.abc import Iterator
 
-from psirel.errors import MissingExtra, PsirelError
+from psirel.errors import MissingExtra, PsirelError, first_line
 from psirel.infer.tiling import TileTask, run_tile
 
 CONNECT_TIMEOUT_S = 10.0  # waiting for a scheduler (and its first worker)
@@ -154,9 +154,3 @@ def make_executor(dask, timeout_s: float = CONNECT_TIMEOUT_S):
         return DaskExecutor(spec, address=spec.rstrip("/"), timeout_s=timeout_s)
     raise PsirelError(f"--dask {spec}: expected local, local:N, sync or a scheduler address "
                       "like tcp://host:8786")
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (at most 200 characters)."""
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]

@@ -23,8 +23,8 @@ import numpy as np
 import pyogrio.raw
 from pyproj import CRS
 
-from psirel.errors import InvalidColumn, UnreadableFile
-from psirel.io.formats import CSVT_TO_DTYPE, reason
+from psirel.errors import InvalidColumn, UnreadableFile, first_line
+from psirel.io.formats import CSVT_TO_DTYPE
 
 CSV_SNIFF_ROWS = 2000  # rows read to guess each CSV column's type
 DELIMITERS = ",;\t|"
@@ -75,7 +75,7 @@ class TextSource:
             return CRS.from_user_input(text.strip())
         except Exception as exc:  # pyproj.exceptions.CRSError and friends
             where = self.path.with_suffix(".prj") if self.member is None else self.path
-            raise UnreadableFile(where, f"not a CRS: {reason(exc)}") from None
+            raise UnreadableFile(where, f"not a CRS: {first_line(exc)}") from None
 
 
 class _ClosingText(io.TextIOWrapper):
@@ -101,7 +101,7 @@ def zip_member(path: Path, member: str | None = None) -> str:
             names = [n for n in z.namelist() if not n.endswith("/")
                      and not n.startswith("__MACOSX/")]
     except (zipfile.BadZipFile, OSError) as exc:
-        raise UnreadableFile(path, reason(exc)) from None
+        raise UnreadableFile(path, first_line(exc)) from None
     shown = ", ".join(names[:8]) + (" …" if len(names) > 8 else "")
     if member is not None:
         if member not in names:
@@ -155,7 +155,7 @@ def _header(src: TextSource) -> tuple[str, list[str], list[list[str]]]:
             header = f.readline()
             sample = [ln for ln in (f.readline() for _ in range(CSV_SNIFF_ROWS)) if ln.strip()]
     except (OSError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
-        raise UnreadableFile(src.path, reason(exc)) from None
+        raise UnreadableFile(src.path, first_line(exc)) from None
     if not header.strip():
         return ",", [], []
     delim = max(DELIMITERS, key=header.count)
@@ -202,7 +202,7 @@ def read_csv_columns(path: Path | TextSource) -> dict[str, np.ndarray]:
     except ValueError as exc:
         if "convert" in str(exc):  # an empty field or a word in a numeric column: GDAL copes
             return _read_csv_gdal(src)
-        raise UnreadableFile(src.path, reason(exc).split(";")[0]) from None
+        raise UnreadableFile(src.path, first_line(exc).split(";")[0]) from None
     out: dict[str, np.ndarray] = {}
     for j, name in enumerate(names):
         dt = declared[j]
@@ -243,5 +243,5 @@ def _read_csv_gdal(src: TextSource) -> dict[str, np.ndarray]:
             src.gdal_path, read_geometry=False, HEADERS="YES", AUTODETECT_TYPE="YES",
             AUTODETECT_SIZE_LIMIT="0", EMPTY_STRING_AS_NULL="YES", KEEP_GEOM_COLUMNS="YES")
     except Exception as exc:
-        raise UnreadableFile(src.path, reason(exc)) from None
+        raise UnreadableFile(src.path, first_line(exc)) from None
     return {str(n): v for n, v in zip(meta["fields"], fields, strict=True)}

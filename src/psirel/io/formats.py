@@ -48,13 +48,6 @@ def read_format_of(path: Path) -> str:
     return fmt
 
 
-def reason(exc: BaseException) -> str:
-    """The first line of an exception's message (at most 200 characters), for a one-line
-    error."""
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
-
-
 def import_pyarrow():
     """``(pyarrow, pyarrow.parquet)`` or :class:`MissingExtra` for the ``parquet`` extra."""
     try:

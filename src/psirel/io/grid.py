@@ -28,6 +28,7 @@ from rasterio.transform import Affine
 from rasterio.warp import transform_bounds
 
 from psirel.errors import RasterMismatch
+from psirel.io.raster_file import open_raster
 
 METRES_PER_DEGREE = 111_320.0  # along a meridian (≈); along a parallel times cos(latitude)
 # Around a bbox: half an 80 px patch plus headroom for the resampling kernels at its edge.
@@ -166,8 +167,6 @@ def model_grid(dem, pixel_m: float, crs=None, bbox=None, *, bbox_crs=None,
     if not (pixel_m > 0 and math.isfinite(pixel_m)):
         raise ValueError(f"pixel_m must be a positive number of metres, got {pixel_m!r}")
     if isinstance(dem, (str, Path)):
-        from psirel.io.rasters import open_raster  # rasters imports this module
-
         with open_raster(dem, "dem") as src:
             return model_grid(src, pixel_m, crs, bbox, bbox_crs=bbox_crs, margin_px=margin_px)
     src = dem

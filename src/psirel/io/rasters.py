@@ -24,34 +24,36 @@ fills what lies outside the source with 0, which would pass for a valid land-cov
 zero amplitude.
 
 DEM heights are returned in metres: a DEM whose band unit (or vertical CRS) is in feet
-(``ft``, ``foot``, ``us-ft``, …) is converted (× 0.3048, US survey feet × 1200/3937). Land cover
+(``ft``, ``foot``, ``us-ft``, …) is converted (× 0.3048, US survey feet × 1200/3937; see
+:func:`psirel.io.raster_sources.dem_scale_m`). Land cover
 is returned as raw codes (``lulc_legend=None``) or as :mod:`psirel.io.legends` semantic classes.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import rasterio
-from pyproj import CRS as ProjCRS
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
-from rasterio.errors import RasterioIOError
 from rasterio.vrt import WarpedVRT
-from rasterio.warp import transform_bounds
-from rasterio.windows import Window, from_bounds
+from rasterio.windows import Window
 
-from psirel.errors import (
-    InputFileNotFound,
-    LandCoverLegendError,
-    MissingCRS,
-    UnreadableFile,
-)
+from psirel.errors import LandCoverLegendError, UnreadableFile, first_line
 from psirel.io import legends
-from psirel.io.grid import Grid, approx_pixel_m, is_metric_projected, model_grid, native_pixel_m
+from psirel.io.grid import Grid, is_metric_projected, model_grid, native_pixel_m
+from psirel.io.raster_sources import (  # noqa: F401  (AVERAGE_RATIO, DETECT_MAX_SIDE_PX re-exported)
+    AVERAGE_RATIO,
+    DETECT_MAX_SIDE_PX,
+    choose_resampling,
+    crs_wkt,
+    dem_scale_m,
+    open_raster,
+    overview_codes,
+    unit_name,
+)
 
 LAYERS = ("dem", "lulc", "amplitude")
 # GeoTIFF metadata item naming a land-cover raster's legend (``lulc_legend="auto"`` reads it
@@ -60,19 +62,6 @@ LEGEND_TAG = "LULC_LEGEND"
 # Class codes must never be interpolated; heights and amplitudes may.
 RESAMPLING = {"dem": Resampling.bilinear, "lulc": Resampling.nearest,
               "amplitude": Resampling.bilinear}
-# A source this many times finer than the grid is averaged (bilinear would sample 4 of its
-# pixels per grid pixel and alias the others away).
-AVERAGE_RATIO = 1.5
-# Land-cover legend detection reads the raster decimated to at most this many pixels a side.
-DETECT_MAX_SIDE_PX = 1024
-# Band units of a DEM → metres per unit (spaces, '_', '-' and '.' removed, lower case).
-_METRES = {"": 1.0, "m": 1.0, "metre": 1.0, "meter": 1.0, "metres": 1.0, "meters": 1.0}
-_FEET = {"ft": 0.3048, "foot": 0.3048, "feet": 0.3048, "internationalfoot": 0.3048,
-         "intlft": 0.3048, "usft": 1200 / 3937, "ftus": 1200 / 3937, "footus": 1200 / 3937,
-         "ussurveyfoot": 1200 / 3937, "surveyfoot": 1200 / 3937, "ussurveyfeet": 1200 / 3937,
-         "usfoot": 1200 / 3937, "usfeet": 1200 / 3937}
-_OTHER = {"cm": 0.01, "centimetre": 0.01, "centimeter": 0.01, "mm": 0.001, "millimetre": 0.001,
-          "millimeter": 0.001, "km": 1000.0, "kilometre": 1000.0, "kilometer": 1000.0}
 
 
 @dataclass(frozen=True)
@@ -92,25 +81,6 @@ class LayerInfo:
     resampling: str = "none"  # how it is warped onto the grid ("none" when read as it is)
     value_scale: float = 1.0  # values are multiplied by this (DEM in feet → metres)
 
-
-def open_raster(path: Path | str, name: str) -> rasterio.DatasetReader:
-    """Open one raster with a one-line error for every way it can fail."""
-    path = Path(path)
-    if not path.exists():
-        raise InputFileNotFound(path, f"{name} raster")
-    try:
-        src = rasterio.open(path)
-    except (RasterioIOError, rasterio.errors.RasterioError) as exc:
-        raise UnreadableFile(path, _reason(exc)) from None
-    if not src.crs:
-        src.close()
-        raise MissingCRS(path, "assign one, e.g. gdal_edit.py -a_srs EPSG:32633")
-    if src.count < 1:
-        src.close()
-        raise UnreadableFile(path, "no band")
-    return src
-
-
 def stack_grid(dem, pixel_m: float | None = None, crs=None, bbox=None) -> Grid:
     """The grid a :class:`RasterStack` with these arguments samples on (``dem``: an open
     dataset): the DEM's own grid (``crs_source="legacy"``) when ``pixel_m`` is None, there is no
@@ -119,7 +89,7 @@ def stack_grid(dem, pixel_m: float | None = None, crs=None, bbox=None) -> Grid:
     :func:`~psirel.io.grid.native_pixel_m`."""
     t = dem.transform
     square = t.b == 0 and t.d == 0 and abs(abs(t.e) - abs(t.a)) <= 1e-6 * abs(t.a)
-    own_crs = crs is None or not is_metric_projected(crs) or CRS.from_user_input(_wkt(crs)) \
+    own_crs = crs is None or not is_metric_projected(crs) or CRS.from_user_input(crs_wkt(crs)) \
         == dem.crs
     if pixel_m is None and bbox is None and own_crs and square and is_metric_projected(dem.crs):
         return Grid(dem.crs, t, dem.width, dem.height, crs_source="legacy")
@@ -162,7 +132,7 @@ class RasterStack:
                  lulc_legend: str | None = None):
         self.paths = {"dem": Path(dem), "lulc": Path(lulc), "amplitude": Path(amplitude)}
         self._options = {"pixel_m": None if pixel_m is None else float(pixel_m),
-                         "crs": None if crs is None else _wkt(crs),
+                         "crs": None if crs is None else crs_wkt(crs),
                          "bbox": None if bbox is None else tuple(float(v) for v in bbox)}
         self._sources = {}
         self._readers = {}
@@ -285,7 +255,7 @@ class RasterStack:
                 bounds=tuple(float(v) for v in s.bounds), shape=(s.height, s.width),
                 nodata=None if s.nodata is None else float(s.nodata), dtype=s.dtypes[0],
                 warped=isinstance(self._readers[name], WarpedVRT),
-                units="degree" if s.crs.is_geographic else _unit(s.crs.linear_units),
+                units="degree" if s.crs.is_geographic else unit_name(s.crs.linear_units),
                 resampling=self._resampling[name].name if name in self._resampling else "none",
                 value_scale=self.dem_scale if name == "dem" else 1.0))
         return infos
@@ -327,7 +297,7 @@ class RasterStack:
                 band = np.ma.filled(reader.read(1, window=win, masked=True)
                                     .astype(np.float32), np.nan)
         except rasterio.errors.RasterioError as exc:  # a truncated or corrupt file
-            raise UnreadableFile(self.paths[name], _reason(exc)) from None
+            raise UnreadableFile(self.paths[name], first_line(exc)) from None
         if name == "dem" and self.dem_scale != 1.0:
             band *= np.float32(self.dem_scale)
         elif name == "lulc" and self.lulc_legend is not None:
@@ -363,75 +333,3 @@ class RasterStack:
             win = Window(c0, r0, int(cg.max()) + 1 - c0, int(rg.max()) + 1 - r0)
             out[group] = self._read_layer(layer, win)[rg - r0, cg - c0]
         return out
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
-
-
-def _unit(name: str | None) -> str:
-    return "m" if not name or name.lower() in ("metre", "meter", "metres", "meters") else name
-
-
-def choose_resampling(name: str, src, grid_pixel_m: float) -> Resampling:
-    """Nearest for land cover; average for a DEM or amplitude more than :data:`AVERAGE_RATIO`
-    times finer than the grid; bilinear otherwise (upsampling or similar pixel sizes)."""
-    if name == "lulc":
-        return Resampling.nearest
-    sx, sy = approx_pixel_m(src)
-    return Resampling.average if grid_pixel_m > AVERAGE_RATIO * math.sqrt(sx * sy) \
-        else Resampling.bilinear
-
-
-def dem_scale_m(src) -> float:
-    """Metres per unit of a DEM's values: from its band unit (``src.units``: ``m``, ``ft``,
-    ``us-ft``, ``cm``, …), else from the vertical axis of a compound CRS, else 1 (metres, as for
-    most DEMs, which state no unit; so is a label that names no length, e.g. "elevation")."""
-    unit = (src.units[0] if src.units else "") or ""
-    key = "".join(ch for ch in unit.strip().lower() if ch not in " _-.")
-    if key:
-        return {**_METRES, **_FEET, **_OTHER}.get(key, 1.0)
-    try:
-        p = ProjCRS.from_user_input(src.crs.to_wkt())
-    except Exception:  # noqa: BLE001 - a CRS pyproj cannot read has no vertical unit to tell
-        return 1.0
-    if p.is_compound and len(p.sub_crs_list) > 1 and p.sub_crs_list[1].axis_info:
-        return float(p.sub_crs_list[1].axis_info[0].unit_conversion_factor)
-    return 1.0
-
-
-def overview_codes(src, bounds=None, bounds_crs=None,
-                   max_side_px: int = DETECT_MAX_SIDE_PX) -> list[int]:
-    """Distinct integer values of a class raster's valid pixels, from a read decimated to at most
-    ``max_side_px`` pixels a side (GDAL takes it from overviews when the file has them), over
-    ``bounds`` (in ``bounds_crs``) when given. Rare classes may be missed: enough to tell a
-    legend, not to build a vocabulary."""
-    win = Window(0, 0, src.width, src.height)
-    if bounds is not None:
-        b = bounds if bounds_crs is None or bounds_crs == src.crs else \
-            transform_bounds(bounds_crs, src.crs, *bounds, densify_pts=21)
-        f = from_bounds(*b, transform=src.transform)
-        c0, r0 = math.floor(f.col_off), math.floor(f.row_off)
-        win = Window(c0, r0, math.ceil(f.col_off + f.width) - c0,
-                     math.ceil(f.row_off + f.height) - r0)
-        try:
-            win = win.intersection(Window(0, 0, src.width, src.height))
-        except rasterio.errors.WindowError:  # no overlap
-            return []
-    if win.width <= 0 or win.height <= 0:
-        return []
-    scale = max(win.width, win.height) / max_side_px
-    shape = (max(1, round(win.height / scale)), max(1, round(win.width / scale))) \
-        if scale > 1 else (int(win.height), int(win.width))
-    try:
-        a = src.read(1, window=win, out_shape=shape, resampling=Resampling.nearest, masked=True)
-    except rasterio.errors.RasterioError as exc:
-        raise UnreadableFile(src.name, _reason(exc)) from None
-    v = np.asarray(a.compressed(), dtype=np.float64)
-    v = v[np.isfinite(v)]
-    return [int(c) for c in np.unique(np.trunc(v))]
-
-
-def _wkt(crs) -> str:
-    return crs.to_wkt() if hasattr(crs, "to_wkt") else ProjCRS.from_user_input(crs).to_wkt()

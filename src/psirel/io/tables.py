@@ -22,9 +22,9 @@ import pyogrio.raw
 import shapely
 from pyproj import CRS
 
-from psirel.errors import NotPoints, UnreadableFile
+from psirel.errors import NotPoints, UnreadableFile, first_line
 from psirel.io.delimited import TextSource, read_csv_columns, zip_member
-from psirel.io.formats import OGR_DRIVERS, import_pyarrow, read_format_of, reason
+from psirel.io.formats import OGR_DRIVERS, import_pyarrow, read_format_of
 
 
 @dataclass
@@ -79,7 +79,7 @@ def point_coordinates(path: Path, wkb: np.ndarray) -> tuple[np.ndarray, np.ndarr
     try:
         geoms = shapely.from_wkb(wkb)
     except Exception as exc:  # shapely.errors.GEOSException on corrupt WKB
-        raise UnreadableFile(path, f"bad geometry: {reason(exc)}") from None
+        raise UnreadableFile(path, f"bad geometry: {first_line(exc)}") from None
     kind = shapely.get_type_id(geoms)
     multi = kind == shapely.GeometryType.MULTIPOINT
     if multi.any():
@@ -114,7 +114,7 @@ def _read_ogr(path: Path, bbox, layer: str | None) -> RawTable:
     except UnreadableFile:
         raise
     except Exception as exc:  # pyogrio.errors.DataSourceError, DataLayerError, ...
-        raise UnreadableFile(path, reason(exc)) from None
+        raise UnreadableFile(path, first_line(exc)) from None
     columns = {str(n): v for n, v in zip(meta["fields"], fields, strict=True)}
     crs = CRS.from_user_input(meta["crs"]) if meta.get("crs") else None
     if geom is None:  # an attribute table without geometry: coordinates must be columns
@@ -138,7 +138,7 @@ def _read_parquet(path: Path) -> RawTable:
     try:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow.lib.ArrowInvalid on a non-Parquet file
-        raise UnreadableFile(path, reason(exc)) from None
+        raise UnreadableFile(path, first_line(exc)) from None
     meta = table.schema.metadata or {}
     geo = json.loads(meta[b"geo"]) if b"geo" in meta else None
     if geo is None:  # plain Parquet: coordinates are columns, CRS from a .prj or the caller

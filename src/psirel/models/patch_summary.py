@@ -38,11 +38,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from psirel.features.robust import MAD_TO_STD
 from psirel.models.lulc import lulc_indices
 
 GRADIENT_SCALES = (1, 4, 12)
 LOCAL_MAX_PX = 4
-MAD_TO_STD = 1.4826
 
 
 class SummaryStatistics(nn.Module):

@@ -8,7 +8,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from psirel.errors import ModelError
+from psirel.errors import ModelError, first_line
 from psirel.io.atomic import atomic_path
 from psirel.model_dir import ModelCard
 from psirel.models.ensemble import CalibratedEnsemble
@@ -29,7 +29,7 @@ def load_weights(model: torch.nn.Module, path: Path) -> torch.nn.Module:
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelError(path, f"corrupt weights ({str(exc).splitlines()[0][:120]})") from None
+        raise ModelError(path, f"corrupt weights ({first_line(exc, 120)})") from None
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # tensor shapes differ from the architecture in model.json

@@ -34,7 +34,8 @@ from psirel.features.patches import PATCH_PX
 from psirel.features.tiles import full_raster
 from psirel.graph.knn import EDGE_FEATURES, fit_edge_scale
 from psirel.io.grid import native_pixel_m
-from psirel.io.rasters import LAYERS, open_raster
+from psirel.io.raster_sources import open_raster
+from psirel.io.rasters import LAYERS
 from psirel.io.schema import PointSchema
 from psirel.model_dir import receptive_hops, register_artifact, save_card, sha256_file
 from psirel.progress import Silent
