@@ -149,3 +149,16 @@ def test_an_os_error_nobody_foresaw_is_still_one_line(monkeypatch, capsys):
     monkeypatch.setattr(cli, "app", boom)
     assert main(["inspect"]) == 2
     assert capsys.readouterr().err.strip() == "error: /somewhere/x: Permission denied"
+
+
+def test_remove_if_empty_keeps_a_folder_with_a_users_file(tmp_path):
+    from psirel.io.atomic import remove_if_empty
+
+    (tmp_path / "empty").mkdir()
+    remove_if_empty(tmp_path / "empty")
+    assert not (tmp_path / "empty").exists()
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "mine.txt").write_text("x")
+    remove_if_empty(tmp_path / "kept")
+    remove_if_empty(tmp_path / "never_existed")
+    assert (tmp_path / "kept" / "mine.txt").exists()

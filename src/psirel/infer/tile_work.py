@@ -12,7 +12,7 @@ import numpy as np
 
 from psirel.errors import WorkDirMismatch
 from psirel.infer.tiling import TileResult
-from psirel.io.atomic import atomic_path, atomic_write_text
+from psirel.io.atomic import atomic_path, atomic_write_text, remove_if_empty
 
 
 class TileWork:
@@ -75,17 +75,11 @@ class TileWork:
         if results.is_dir():
             for f in results.glob("tile-*.npz"):
                 f.unlink()
-            try:
-                results.rmdir()
-            except OSError:
-                pass
+            remove_if_empty(results)
 
     def remove(self) -> None:
         self.clean()
-        try:
-            self.path.rmdir()
-        except OSError:
-            pass
+        remove_if_empty(self.path)
 
 
 def read_tile_manifest(path: Path) -> dict | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from psirel.errors import WorkDirMismatch
-from psirel.io.atomic import atomic_write_text
+from psirel.io.atomic import atomic_write_text, remove_if_empty
 
 FORMAT = "psirel-work/1"
 MANIFEST = "manifest.json"
@@ -133,10 +133,7 @@ class WorkDir:
     def remove(self) -> None:
         """Remove the files and the folder itself when nothing else is left in it."""
         self.clean()
-        try:
-            self.path.rmdir()
-        except OSError:
-            pass
+        remove_if_empty(self.path)
 
 
 def _differences(old: dict | None, new: dict) -> str:

@@ -31,6 +31,12 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
+def remove_if_empty(folder: Path | str) -> None:
+    """Remove ``folder`` when nothing is left in it (a user's file there keeps it)."""
+    with contextlib.suppress(OSError):
+        Path(folder).rmdir()
+
+
 def check_writable(target: Path | str) -> None:
     """Raise :class:`~psirel.errors.UnwritableOutput` unless ``target``'s folder exists (or can
     be created) and takes new files: called before a long run, so that a read-only or missing
