@@ -60,7 +60,8 @@ def main() -> None:
 def patch_rate(scene: Path) -> float:
     import numpy as np
 
-    from psirel.features.patches import extract_patches, spatial_order
+    from psirel.features.patches import extract_patches
+    from psirel.graph.hilbert import spatial_order
     from psirel.io.points import read_points
     from psirel.io.rasters import RasterStack
 

@@ -15,7 +15,8 @@ import rasterio
 from rasterio.transform import Affine
 
 from psirel.features.normalize import Normalizer
-from psirel.features.patches import extract_patches, iter_patch_chunks, spatial_order
+from psirel.features.patches import extract_patches, iter_patch_chunks
+from psirel.graph.hilbert import spatial_order
 from psirel.io.rasters import RasterStack
 
 

@@ -7,10 +7,9 @@ from pyproj import Transformer
 from psirel.features.patches import (
     PATCH_PX,
     extract_patches,
-    hilbert_index,
     iter_patch_chunks,
-    spatial_order,
 )
+from psirel.graph.hilbert import hilbert_index, spatial_order
 
 
 def code(r, c):

@@ -8,7 +8,7 @@ from psirel.features.scalars import scalar_features
 from psirel.features.tiles import (
     ALIGN_PX,
     CONTEXT_PX,
-    Window,
+    AlignedBox,
     crop,
     full_raster,
     normalised_window,
@@ -63,7 +63,7 @@ def test_crop_of_the_full_raster_equals_a_window_read(stack_and_normalizer):
     stack, norm = stack_and_normalizer
     full = full_raster(norm, stack)
     assert full.shape[1] % ALIGN_PX == 0 and full.shape[1] >= stack.height
-    for win in (Window(64, 96, 128, 160), Window(-32, -64, 96, 128)):
+    for win in (AlignedBox(64, 96, 128, 160), AlignedBox(-32, -64, 96, 128)):
         a = crop(full, win)
         b = normalised_window(norm, stack, win)
         inside = (slice(max(-win.row0, 0), None), slice(max(-win.col0, 0), None))

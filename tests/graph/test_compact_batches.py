@@ -3,14 +3,15 @@
 import numpy as np
 import pytest
 
-from psirel.graph.sampling import _hilbert_index, compact_batches
+from psirel.graph.hilbert import hilbert_index
+from psirel.graph.sampling import compact_batches
 
 
 @pytest.mark.parametrize("order", [1, 2, 3, 5])
 def test_hilbert_curve_visits_every_cell_once_by_unit_steps(order):
     side = 1 << order
     ix, iy = np.meshgrid(np.arange(side), np.arange(side), indexing="ij")
-    d = _hilbert_index(ix.ravel(), iy.ravel(), order)
+    d = hilbert_index(ix.ravel(), iy.ravel(), order)
     np.testing.assert_array_equal(np.sort(d), np.arange(side * side))
     walk = np.argsort(d)
     steps = np.abs(np.diff(ix.ravel()[walk])) + np.abs(np.diff(iy.ravel()[walk]))

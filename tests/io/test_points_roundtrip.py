@@ -1,5 +1,6 @@
 """Every format round-trips values, dtypes (where the format holds them), CRS and row order."""
 
+import dataclasses
 import sys
 import tempfile
 from pathlib import Path
@@ -228,6 +229,12 @@ def test_subset(tmp_path):
     np.testing.assert_array_equal(sub.series_mm, cloud.series_mm[keep])
     assert sub.crs.equals(cloud.crs) and len(cloud) == N
     assert len(cloud.subset([3, 1])) == 2 and cloud.subset([3, 1]).ids.tolist() == ["P3", "P1"]
+    # every field that holds one value per point is marked so, and subset selects from it
+    n_sub = int(keep.sum())
+    for f in dataclasses.fields(cloud):
+        value = getattr(sub, f.name)
+        if isinstance(value, np.ndarray) and f.name != "dates":
+            assert f.metadata.get("per_point") and len(value) == n_sub, f.name
 
 
 @settings(max_examples=25, deadline=None)

@@ -49,7 +49,7 @@ from psirel.export.graphs import (
     random_sample,
     trace_table,
 )
-from psirel.features.patches import spatial_order
+from psirel.graph.hilbert import spatial_order
 from psirel.graph.sampling import full_neighbourhood
 from psirel.infer.backends import GNN_ONNX, PW_INT8_ONNX, PW_ONLY_ONNX, PW_ONNX, open_session
 from psirel.model_dir import MODEL_JSON, load_card, register_artifact, save_card, sha256_file

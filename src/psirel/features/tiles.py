@@ -33,8 +33,13 @@ RELIEF_PX = 81         # box of the high-pass: the patch model's 80-px view, mad
 
 
 @dataclass(frozen=True)
-class Window:
-    """A window of the DEM grid: top-left pixel and size (multiples of :data:`ALIGN_PX`)."""
+class AlignedBox:
+    """An aligned box of the DEM grid: top-left pixel and size (multiples of :data:`ALIGN_PX`).
+
+    Row first, as numpy indexes: ``full[:, row0:row0 + height, col0:col0 + width]``. Not a
+    :class:`rasterio.windows.Window`, whose order is ``(col_off, row_off, width, height)``;
+    the rasters are read through :meth:`RasterStack.read_window`, which takes rows first too.
+    """
 
     row0: int
     col0: int
@@ -47,7 +52,7 @@ class Window:
                         axis=1).astype(np.float32)
 
 
-def window_around(row: np.ndarray, col: np.ndarray, context_px: int = CONTEXT_PX) -> Window:
+def window_around(row: np.ndarray, col: np.ndarray, context_px: int = CONTEXT_PX) -> AlignedBox:
     """The smallest aligned window holding every ``(row, col)`` with ``context_px`` around."""
     row, col = np.asarray(row, float), np.asarray(col, float)
     if row.size == 0:
@@ -56,7 +61,7 @@ def window_around(row: np.ndarray, col: np.ndarray, context_px: int = CONTEXT_PX
     c0 = int(np.floor((col.min() - context_px) / ALIGN_PX)) * ALIGN_PX
     r1 = int(np.ceil((row.max() + context_px) / ALIGN_PX)) * ALIGN_PX
     c1 = int(np.ceil((col.max() + context_px) / ALIGN_PX)) * ALIGN_PX
-    return Window(r0, c0, max(r1 - r0, ALIGN_PX), max(c1 - c0, ALIGN_PX))
+    return AlignedBox(r0, c0, max(r1 - r0, ALIGN_PX), max(c1 - c0, ALIGN_PX))
 
 
 def relief(dem: np.ndarray, valid: np.ndarray, box_px: int = RELIEF_PX) -> np.ndarray:
@@ -69,7 +74,7 @@ def relief(dem: np.ndarray, valid: np.ndarray, box_px: int = RELIEF_PX) -> np.nd
     return np.where(valid, dem - mean, 0.0).astype(np.float32)
 
 
-def normalised_window(normalizer: Normalizer, stack: RasterStack, win: Window) -> np.ndarray:
+def normalised_window(normalizer: Normalizer, stack: RasterStack, win: AlignedBox) -> np.ndarray:
     """The encoder input ``[4, H, W]`` of ``win`` (channels as in the module docstring).
 
     The DEM is read with half a relief box of extra margin so the high-pass at the window's
@@ -89,7 +94,7 @@ def full_raster(normalizer: Normalizer, stack: RasterStack, out: np.ndarray | No
                 ) -> np.ndarray:
     """The whole DEM grid as one normalised ``[4, H', W']`` array (H', W' rounded up to
     :data:`ALIGN_PX`); ``out`` may be a float16 memmap (training keeps the scene on disk)."""
-    win = Window(0, 0, -(-stack.height // ALIGN_PX) * ALIGN_PX,
+    win = AlignedBox(0, 0, -(-stack.height // ALIGN_PX) * ALIGN_PX,
                  -(-stack.width // ALIGN_PX) * ALIGN_PX)
     arr = normalised_window(normalizer, stack, win)
     if out is None:
@@ -98,7 +103,7 @@ def full_raster(normalizer: Normalizer, stack: RasterStack, out: np.ndarray | No
     return out
 
 
-def crop(full: np.ndarray, win: Window) -> np.ndarray:
+def crop(full: np.ndarray, win: AlignedBox) -> np.ndarray:
     """``win`` cut from a :func:`full_raster` array, zero-padded (mask 0) outside it."""
     _, h, w = full.shape
     out = np.zeros((N_PATCH_CHANNELS, win.height, win.width), np.float32)

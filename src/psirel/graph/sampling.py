@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from psirel.graph.hilbert import hilbert_index
 from psirel.graph.knn import NeighbourTable
 
 __all__ = ["Subgraph", "compact_batches", "full_neighbourhood", "sample_subgraph"]
@@ -174,26 +175,6 @@ def full_neighbourhood(table: NeighbourTable | tuple[np.ndarray, np.ndarray], se
     return sample_subgraph(table, seeds, [-1] * hops, rng=None)
 
 
-def _hilbert_index(ix: np.ndarray, iy: np.ndarray, order: int) -> np.ndarray:
-    """Position along the Hilbert curve of cells (ix, iy) of a 2^order × 2^order grid."""
-    x, y = ix.astype(np.uint64), iy.astype(np.uint64)
-    d = np.zeros(x.shape, np.uint64)
-    full = np.uint64((1 << order) - 1)
-    s = 1 << (order - 1)
-    while s > 0:
-        su = np.uint64(s)
-        rx = (x & su) > 0
-        ry = (y & su) > 0
-        d += su * su * ((np.uint64(3) * rx.astype(np.uint64)) ^ ry.astype(np.uint64))
-        # Rotate the quadrant so that the lower-order curve is traversed the right way round.
-        flip = ~ry & rx
-        x = np.where(flip, full - x, x)
-        y = np.where(flip, full - y, y)
-        x, y = np.where(~ry, y, x), np.where(~ry, x, y)
-        s >>= 1
-    return d
-
-
 def compact_batches(x_m: np.ndarray, y_m: np.ndarray, train_mask: np.ndarray | None,
                     batch_size: int, rng: np.random.Generator, order: int = 16,
                     shuffle: bool = True) -> list[np.ndarray]:
@@ -247,7 +228,7 @@ def compact_batches(x_m: np.ndarray, y_m: np.ndarray, train_mask: np.ndarray | N
     cells = 1 << order
     iu = np.clip((u / (2.0 * extent) * cells).astype(np.int64), 0, cells - 1)
     iv = np.clip((v / (2.0 * extent) * cells).astype(np.int64), 0, cells - 1)
-    along = np.argsort(_hilbert_index(iu, iv, order), kind="stable")  # same cell: by id
+    along = np.argsort(hilbert_index(iu, iv, order), kind="stable")  # same cell: by id
     ordered = seeds[along]
     batches = [ordered[i:i + batch_size] for i in range(0, ordered.size, batch_size)]
     if shuffle:

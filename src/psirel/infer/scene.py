@@ -18,8 +18,8 @@ import numpy as np
 from psirel.compat import check_features
 from psirel.errors import ModelError
 from psirel.features.normalize import N_PATCH_CHANNELS, Normalizer
-from psirel.features.patches import spatial_order
 from psirel.features.scalars import scalar_features
+from psirel.graph.hilbert import spatial_order
 from psirel.graph.knn import EdgeScale, edge_features, knn_table
 from psirel.io.cloud_grid import open_cloud
 from psirel.io.points import PointCloud

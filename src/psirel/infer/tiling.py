@@ -33,8 +33,8 @@ import numpy as np
 
 from psirel.errors import ModelError, PsirelError
 from psirel.features.normalize import Normalizer
-from psirel.features.patches import spatial_order
 from psirel.features.scalars import scalar_features
+from psirel.graph.hilbert import spatial_order
 from psirel.graph.knn import EdgeScale
 from psirel.infer.backends import make_backend
 from psirel.infer.pipeline import output_columns, peak_rss_mb, predict_seeds

@@ -55,6 +55,22 @@ __all__ = ["PointCloud", "PointWriter", "read_points", "reproject_cloud", "write
 EGMS_CRS = "EPSG:3035"  # EGMS easting/northing: ETRS89-extended / LAEA Europe
 
 
+def _per_point():
+    """A :class:`PointCloud` field holding one value per point: :meth:`PointCloud.subset`
+    selects from it (arrays, dicts and tuples of arrays, or None)."""
+    return field(metadata={"per_point": True})
+
+
+def _take(value, index):
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return {k: a[index] for k, a in value.items()}
+    if isinstance(value, tuple):
+        return tuple(a[index] for a in value)
+    return value[index]
+
+
 @dataclass
 class PointCloud:
     """A PSI point cloud, validated.
@@ -75,19 +91,19 @@ class PointCloud:
     """
 
     path: Path
-    x: np.ndarray
-    y: np.ndarray
+    x: np.ndarray = _per_point()
+    y: np.ndarray = _per_point()
     crs: CRS
     source_crs: CRS
-    ids: np.ndarray
-    velocity_mm_yr: np.ndarray
-    coherence: np.ndarray
+    ids: np.ndarray = _per_point()
+    velocity_mm_yr: np.ndarray = _per_point()
+    coherence: np.ndarray = _per_point()
     dates: np.ndarray
-    series_mm: np.ndarray
-    height_m: np.ndarray | None
-    labels: np.ndarray | None
-    attributes: dict[str, np.ndarray]
-    source_xy: tuple[np.ndarray, np.ndarray]
+    series_mm: np.ndarray = _per_point()
+    height_m: np.ndarray | None = _per_point()
+    labels: np.ndarray | None = _per_point()
+    attributes: dict[str, np.ndarray] = _per_point()
+    source_xy: tuple[np.ndarray, np.ndarray] = _per_point()
     roles: dict[str, str]
     warnings: list[str] = field(default_factory=list)
     series_columns: tuple[str, ...] = ()
@@ -95,9 +111,6 @@ class PointCloud:
     profile: str | None = None
     units: str = "mm"
     units_origin: str = "default"  # default, detected, --units, or "<profile title> profile"
-
-    _WHOLE = ("path", "crs", "source_crs", "dates", "roles", "warnings", "series_columns",
-              "crs_origin", "profile", "units", "units_origin")
 
     def __len__(self) -> int:
         return len(self.x)
@@ -108,17 +121,8 @@ class PointCloud:
             index = np.asarray(index)
             if index.dtype.kind == "b" and len(index) != len(self):
                 raise ValueError(f"mask has {len(index)} values for {len(self)} points")
-        per_point = {}
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if f.name in self._WHOLE or v is None:
-                continue
-            if f.name == "attributes":
-                per_point[f.name] = {k: a[index] for k, a in v.items()}
-            elif f.name == "source_xy":
-                per_point[f.name] = (v[0][index], v[1][index])
-            else:
-                per_point[f.name] = v[index]
+        per_point = {f.name: _take(getattr(self, f.name), index)
+                     for f in fields(self) if f.metadata.get("per_point")}
         return replace(self, **per_point, roles=dict(self.roles), warnings=list(self.warnings))
 
 

@@ -16,8 +16,9 @@ import numpy as np
 
 from psirel.errors import PsirelError
 from psirel.features.normalize import Normalizer
-from psirel.features.patches import PATCH_PX, spatial_order
+from psirel.features.patches import PATCH_PX
 from psirel.features.scalars import scalar_features
+from psirel.graph.hilbert import spatial_order
 from psirel.graph.knn import NeighbourTable, knn_table
 from psirel.io.cloud_grid import open_cloud
 from psirel.io.points import PointCloud
