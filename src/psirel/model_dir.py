@@ -2,23 +2,46 @@
 
 ``model.json`` holds the architecture, the feature and normalisation configuration, the decision
 threshold, training metrics, library versions and the SHA-256 of every artifact. Loading checks
-the format, the hashes and that the files exist, and refuses any mismatch with a one-line
+the format, the hashes and that the files exist, migrates a card of an older version to the
+current one (:func:`migrate`, the one place that knows the old layouts) and parses it into a
+typed :class:`~psirel.model_card.ModelCard`; any mismatch is a one-line
 :class:`~psirel.errors.ModelError`. Nothing is ever unpickled. This module needs no torch.
+
+Versions: ``psirel-model/1`` stored a flat ``config``; flags added later (``encoder``,
+``edge_summary_robust``, ``temporal``, ensembles, calibration, land-cover legends...) were
+absent from cards saved before them and meant "off". ``psirel-model/2`` stores the nested
+:class:`~psirel.config.ModelConfig` and every entry explicitly.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from psirel.config import ModelConfig
 from psirel.errors import ModelError
 from psirel.io.atomic import atomic_write_text
+from psirel.model_card import MODEL_JSON, WEIGHTS, ModelCard
 
-FORMAT = "psirel-model/1"
-MODEL_JSON = "model.json"
+FORMAT = "psirel-model/2"
+FORMATS = ("psirel-model/1", FORMAT)
+__all__ = ["FORMAT", "MODEL_JSON", "ModelCard", "load_card", "migrate", "register_artifact",
+           "save_card", "sha256_file"]
+
+# The architecture of a version-1 card where it names no value: ModelConfig's defaults then.
+V1_CONFIG_DEFAULTS = {
+    "lulc_dim": 4, "emb_dim": 64, "fusion": "concat", "depths": [2, 2, 4, 2],
+    "dims": [12, 24, 48, 96], "scalar_hidden": 32, "drop_path_rate": 0.0, "gnn": "unimp",
+    "gnn_hidden": 64, "gnn_layers": 2, "heads": 4, "edge_dim": 5, "dropout": 0.1,
+    "head_hidden": None, "head_skip": True, "edge_summary": True, "edge_summary_signed": False,
+    "edge_summary_robust": False, "patch_summary": False, "encoder": "patch", "patch_px": 80,
+    "temporal": False, "temporal_start": 0, "temporal_quantiles": 16, "temporal_lags": 6,
+    "temporal_extra": 5, "temporal_dim": 32,
+}
+_NO_CALIBRATION = "none"
 
 
 def sha256_file(path: Path | str, block: int = 1 << 20) -> str:
@@ -27,63 +50,6 @@ def sha256_file(path: Path | str, block: int = 1 << 20) -> str:
         while chunk := f.read(block):
             h.update(chunk)
     return h.hexdigest()
-
-
-@dataclass
-class ModelCard:
-    """The parsed, verified ``model.json`` of a model directory."""
-
-    path: Path
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def config(self) -> dict:
-        return self.meta["config"]
-
-    @property
-    def features(self) -> dict:
-        return self.meta["features"]
-
-    @property
-    def encoder(self) -> str:
-        """``"patch"`` or ``"shared-map"`` (models saved before the choice existed: patch)."""
-        return self.config.get("encoder", "patch")
-
-    @property
-    def shared_map(self) -> bool:
-        return self.encoder == "shared-map"
-
-    def raster_options(self, lulc_legend: str | None = None) -> dict:
-        """How to open rasters for this model (:class:`~psirel.io.rasters.RasterStack`
-        keywords): on its grid's pixel size, and with land cover mapped to semantic classes
-        through ``lulc_legend`` (default: detected) when the model learnt them; raw codes for a
-        model saved before legends existed."""
-        f = self.features
-        legend = None if f.get("lulc_legend") is None else (lulc_legend or "auto")
-        return {"pixel_m": float(f["pixel_m"]), "lulc_legend": legend}
-
-    @property
-    def members(self) -> int:
-        """Ensemble members (1 for models saved before ensembles)."""
-        return len(self.meta.get("ensemble", {}).get("weights", [None]))
-
-    @property
-    def embedding_dim(self) -> int:
-        """Width of the stage-1 embeddings: every member's, side by side."""
-        return int(self.config["emb_dim"]) * self.members
-
-    @property
-    def threshold(self) -> float:
-        return float(self.meta["threshold"])
-
-    def artifact(self, name: str) -> Path:
-        """Path of a verified artifact; ModelError if the card does not list it."""
-        if name not in self.meta.get("artifacts", {}):
-            raise ModelError(self.path / MODEL_JSON, f"lists no artifact '{name}'")
-        return self.path / name
-
-    def has(self, name: str) -> bool:
-        return name in self.meta.get("artifacts", {})
 
 
 def load_card(model_dir: Path | str, verify: bool = True) -> ModelCard:
@@ -98,7 +64,7 @@ def load_card(model_dir: Path | str, verify: bool = True) -> ModelCard:
         meta = json.loads(mj.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(mj, f"not valid JSON ({exc.__class__.__name__}: {exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") not in FORMATS:
         found = meta.get("format") if isinstance(meta, dict) else None
         raise ModelError(mj, f"unknown format {found!r} (expected {FORMAT!r})")
     for key in ("config", "features", "threshold", "artifacts"):
@@ -111,7 +77,39 @@ def load_card(model_dir: Path | str, verify: bool = True) -> ModelCard:
                 raise ModelError(p, "listed in model.json but missing")
             if sha256_file(p) != info.get("sha256"):
                 raise ModelError(p, "SHA-256 does not match model.json (file corrupt or replaced)")
-    return ModelCard(model_dir, meta)
+    return ModelCard.parse(model_dir, migrate(meta, mj))
+
+
+def migrate(meta: dict, path: Path | str = MODEL_JSON) -> dict:
+    """A card of any known version as the current one (a new dict; the file is not touched)."""
+    meta = copy.deepcopy(meta)
+    if meta.get("format") == "psirel-model/1":
+        meta = _from_v1(meta, path)
+    return meta
+
+
+def _from_v1(meta: dict, path) -> dict:
+    try:
+        flat = {**V1_CONFIG_DEFAULTS, **meta["config"]}
+        cfg = ModelConfig.from_flat(**flat)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(path, f"invalid architecture config ({exc})") from None
+    meta["config"] = cfg.to_dict()
+    features = meta.setdefault("features", {})
+    features.setdefault("lulc_legend", None)           # raw land-cover codes
+    features.setdefault("n_dates_trained", 0)
+    features.setdefault("edge_features", [])
+    features.setdefault("patch_px", cfg.encoder.patch_px)
+    meta.setdefault("ensemble", {"members": 1, "weights": [WEIGHTS["model"]]})
+    n = len(meta["ensemble"]["weights"])
+    identity = {"method": _NO_CALIBRATION, "scale": [1.0] * n, "bias": [0.0] * n}
+    if not meta.get("calibration"):
+        meta["calibration"] = identity
+    pw = meta.get("pointwise_only")
+    if pw is not None and not pw.get("calibration"):
+        pw["calibration"] = {**identity, "scale": [1.0], "bias": [0.0]}
+    meta["format"] = FORMAT
+    return meta
 
 
 def register_artifact(meta: dict, model_dir: Path, name: str, **info: Any) -> None:
@@ -120,20 +118,10 @@ def register_artifact(meta: dict, model_dir: Path, name: str, **info: Any) -> No
 
 
 def save_card(model_dir: Path | str, meta: dict) -> Path:
+    """Write ``model.json`` atomically, as the current version."""
+    if meta.get("format", FORMAT) != FORMAT:
+        meta = migrate(meta)
     meta = {"format": FORMAT, **{k: v for k, v in meta.items() if k != "format"}}
     path = Path(model_dir) / MODEL_JSON
     atomic_write_text(path, json.dumps(meta, indent=2, sort_keys=False) + "\n")
     return path
-
-
-def receptive_hops(config: dict) -> int:
-    """Hops of the neighbourhood that decides a point's output exactly (torch-free).
-
-    One per GNN layer, plus one when the model's edge summary is on: it reads each node's own
-    edge list at the GNN's input, so the nodes at the outermost message-passing hop need their
-    full rows too. Inference subgraphs of this many hops give every seed its whole-graph output;
-    the pointwise-only model needs none.
-    """
-    if config.get("gnn", "none") == "none":
-        return 0
-    return int(config["gnn_layers"]) + (1 if config.get("edge_summary", True) else 0)
