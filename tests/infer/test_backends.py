@@ -18,7 +18,7 @@ from psirel.model_dir import load_card, register_artifact, save_card
 def _real_inputs(trained, n: int = 40):
     """Real normalised patches and scalars of ``n`` points, with their kNN subgraph."""
     from psirel.graph.sampling import full_neighbourhood
-    from psirel.infer.scene import prepare
+    from psirel.infer.prepared import prepare
 
     card = load_card(trained.model)
     scene = prepare(card, *trained.inputs)
@@ -118,7 +118,7 @@ def test_inference_runs_without_torch(trained, tmp_path):
         for m in ("torch", "safetensors", "torch_geometric", "sklearn"):
             sys.modules[m] = None  # 'import torch' now raises ImportError
         import psirel.infer, psirel.infer.backends, psirel.infer.naive, psirel.infer.pipeline
-        import psirel.infer.scene, psirel.infer.workdir
+        import psirel.infer.prepared, psirel.infer.workdir
         from psirel.errors import MissingExtra
         from psirel.infer.backends import make_backend
         from psirel.infer.pipeline import predict

@@ -169,7 +169,7 @@ class Runs:
 def runs(foreign, tiny_scene, request, tmp_path_factory) -> Runs:
     pytest.importorskip("torch")  # to train the model
     from psirel.infer.pipeline import predict
-    from psirel.infer.scene import prepare
+    from psirel.infer.prepared import prepare
     from psirel.model_dir import load_card
 
     model = request.getfixturevalue("tiny_model")

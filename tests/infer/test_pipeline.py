@@ -40,8 +40,6 @@ class LazyPatches:
 
 def test_two_stage_equals_torch_reference(trained, two_stage):
     torch = pytest.importorskip("torch")
-    from psirel.features.normalize import Normalizer
-    from psirel.graph.knn import EdgeScale
     from psirel.train.checkpoint import load_predictor
     from psirel.train.data import load_inputs
     from psirel.train.loop import predict_ensemble
@@ -50,12 +48,12 @@ def test_two_stage_equals_torch_reference(trained, two_stage):
     torch.set_num_threads(2)
     card = load_card(trained.model)
     f = card.features
-    inputs = load_inputs(*trained.inputs, k=f["k"], r_max_m=f["r_max_m"],
+    inputs = load_inputs(*trained.inputs, k=f.k, r_max_m=f.r_max_m,
                          **card.raster_options())
     try:
-        norm = Normalizer.from_json(card.meta["normalizer"])
+        norm = card.normalizer
         patches = LazyPatches(inputs.stack, norm, inputs.cloud.x, inputs.cloud.y)
-        data = graph_data(inputs, patches, norm, EdgeScale.from_json(card.meta["edge_scale"]))
+        data = graph_data(inputs, patches, norm, card.edge_scale)
         rng = np.random.default_rng(0)
         points = np.sort(rng.choice(inputs.n, 160, replace=False))  # the reference is slow
         ref, ref_std = predict_ensemble(load_predictor(card), data, points)

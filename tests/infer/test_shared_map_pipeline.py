@@ -27,7 +27,8 @@ def _rel(path, column="reliability"):
 
 def test_model_json_records_the_encoder_and_window_inputs(shared_model):
     meta = json.loads((shared_model / "model.json").read_text())
-    assert meta["config"]["encoder"] == "shared-map"
+    assert meta["format"] == "psirel-model/2"
+    assert meta["config"]["encoder"]["kind"] == "shared-map"
     assert meta["artifacts"]["pointwise.onnx"]["inputs"] == ["window", "rc", "scalars"]
     assert max(meta["onnx"]["parity_max_abs_prob"].values()) <= 1e-4
     assert meta["onnx"]["sample"].startswith("training window")

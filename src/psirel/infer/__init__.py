@@ -8,7 +8,7 @@
   target batch's neighbourhood, recomputing shared nodes.
 * :mod:`~psirel.infer.backends` — ONNX Runtime (default) or PyTorch (``train`` extra) behind
   ``embed`` / ``reliability``.
-* :mod:`~psirel.infer.scene` — reading and checking the inputs; :mod:`~psirel.infer.workdir` —
+* :mod:`~psirel.infer.prepared` — reading and checking the inputs; :mod:`~psirel.infer.workdir` —
   the work folder's manifest and memory maps that make a killed run resume.
 
 Nothing here imports torch (the inference install has none); only ``TorchBackend`` does, lazily.

@@ -33,7 +33,6 @@ from pathlib import Path
 
 import numpy as np
 
-from psirel.compat import check_features, check_unknown_lulc
 from psirel.errors import PsirelError, first_line
 from psirel.features.scalars import SCALAR_FEATURES
 from psirel.infer.executors import (  # noqa: F401  (re-exported: the driver's executors)
@@ -49,8 +48,8 @@ from psirel.infer.pipeline import (
     output_columns,
     peak_rss_mb,
 )
+from psirel.infer.prepared import Silent, Timer
 from psirel.infer.quicklook_step import write_prediction_report
-from psirel.infer.scene import Silent, Timer
 from psirel.infer.tile_work import TileWork, read_tile_manifest
 from psirel.infer.tiling import (
     TilePlan,
@@ -76,14 +75,14 @@ RETRIES = 2              # extra attempts of a failing tile
 # ---------------------------------------------------------------------------- the driver
 def read_cloud(card: ModelCard, points, dem, lulc, amplitude, crs=None, warn=None,
                lulc_legend: str | None = None, schema: PointSchema | None = None):
-    """The whole cloud on the model's grid, checked as :func:`psirel.infer.scene.prepare`
+    """The whole cloud on the model's grid, checked as :func:`psirel.infer.prepared.prepare`
     checks it (points on the rasters, features the model knows), and the raster options every
     tile must open its rasters with (the same grid CRS, pixel size and resolved legend, so
     that tiles read the pixels the single process reads); the rasters are closed again."""
     cloud, stack = open_cloud(points, dem, lulc, amplitude, card.raster_options(lulc_legend),
                               crs=crs, warn=warn, schema=schema)
     try:
-        check_features(card, list(SCALAR_FEATURES), len(cloud.dates), stack.pixel_m,
+        card.check_features(list(SCALAR_FEATURES), len(cloud.dates), stack.pixel_m,
                        lulc_legend=stack.lulc_legend)
         options = {"pixel_m": stack.pixel_m, "crs": stack.crs.to_wkt(),
                    "lulc_legend": stack.lulc_legend}
@@ -163,7 +162,7 @@ def predict_tiled(model_dir: Path | str, points: Path | str, dem: Path | str,
         timer.add("start", t0)
         n = len(cloud)
         halo = halo_for(card) if halo_m is None else float(halo_m)
-        chunk = chunk_points or chunk_points_for(memory_gb, int(card.features["patch_px"]))
+        chunk = chunk_points or chunk_points_for(memory_gb, card.features.patch_px)
         wd_path = Path(work_dir) if work_dir is not None else \
             out.resolve().parent / f".psirel-tiles-{out.name if partitioned else out.stem}"
         key = run_key(card, points, (dem, lulc, amplitude), crs, n, device, chunk,
@@ -172,7 +171,7 @@ def predict_tiled(model_dir: Path | str, points: Path | str, dem: Path | str,
             tile_m = _resumed_tile_m(wd_path, key, halo) or auto_tile_m(
                 cloud.x, cloud.y, halo, memory_gb, executor.n_workers,
                 tile_bytes_per_point(len(cloud.dates), card.embedding_dim,
-                                     int(card.features["k"])))
+                                     card.features.k))
         t0 = time.perf_counter()
         plan = plan_tiles(cloud.x, cloud.y, float(tile_m), halo)
         timer.add("plan", t0)
@@ -198,7 +197,7 @@ def predict_tiled(model_dir: Path | str, points: Path | str, dem: Path | str,
     t0 = time.perf_counter()
     info = [work.done[t.id] for t in plan.tiles]
     n_unknown = sum(int(i.get("unknown_lulc", 0)) for i in info)
-    check_unknown_lulc(card, n_unknown, n, warn=warn)
+    card.check_unknown_lulc(n_unknown, n, warn=warn)
     n_reliable = sum(int(i["n_reliable"]) for i in info)
     if partitioned:
         _write_parts_manifest(out, plan, work, cloud, card)

@@ -21,19 +21,19 @@ import time
 
 import numpy as np
 
-from psirel.compat import check_unknown_lulc
 from psirel.errors import PsirelError
 from psirel.graph.sampling import full_neighbourhood
-from psirel.infer.scene import Scene, Silent, Timer
+from psirel.infer.prepared import PreparedCloud, Silent, Timer
 
 BATCH_POINTS = 512  # target points per batch, as a training batch (TrainSettings.batch_size)
 ORDERS = ("input", "spatial")
 
 
-def predict_naive(scene: Scene, be, batch_points: int = BATCH_POINTS, embed_batch: int = 256,
-                  progress=None, timer=None, warn=None, order: str = "input"
+def predict_naive(scene: PreparedCloud, be, batch_points: int = BATCH_POINTS,
+                  embed_batch: int = 256, progress=None, timer=None, warn=None, order: str = "input"
                   ) -> tuple[np.ndarray, dict]:
-    """P(reliable) ``[N]`` of a :class:`~psirel.infer.scene.Scene`, and facts for the summary.
+    """P(reliable) ``[N]`` of a :class:`~psirel.infer.prepared.PreparedCloud`, and facts for
+    the summary.
 
     Args:
         scene: the prepared cloud, rasters and model.
@@ -85,7 +85,7 @@ def predict_naive(scene: Scene, be, batch_points: int = BATCH_POINTS, embed_batc
         timer.add("gnn", t0)
         nodes_seen += len(nodes)
         progress.advance(len(seeds))
-    check_unknown_lulc(scene.card, n_unknown, n, warn=warn,
+    scene.card.check_unknown_lulc(n_unknown, n, warn=warn,
                        codes=scene.stack.unknown_lulc_codes)
     return rel, {"unknown_lulc_points": n_unknown,
                  "nodes_per_seed": round(nodes_seen / max(n, 1), 3),

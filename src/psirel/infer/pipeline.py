@@ -25,14 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from psirel.compat import check_unknown_lulc
 from psirel.errors import PsirelError
 from psirel.features.normalize import N_PATCH_CHANNELS
 from psirel.graph.sampling import full_neighbourhood
 from psirel.infer.backends import Backend, make_backend
 from psirel.infer.naive import predict_naive
+from psirel.infer.prepared import PreparedCloud, Silent, Timer, prepare
 from psirel.infer.quicklook_step import write_prediction_report
-from psirel.infer.scene import Scene, Silent, Timer, prepare
 from psirel.infer.shared_stage import embed_windows
 from psirel.infer.workdir import WorkDir, file_identity
 from psirel.io.atomic import check_writable
@@ -175,7 +174,7 @@ def run_key(card: ModelCard, points, dem, lulc, amplitude, n: int, crs, summary:
 
 
 # ---------------------------------------------------------------------------- stage 1
-def embed_chunks(scene: Scene, be: Backend, chunks: list[np.ndarray], emb: np.ndarray,
+def embed_chunks(scene: PreparedCloud, be: Backend, chunks: list[np.ndarray], emb: np.ndarray,
                  timer: Timer, on_chunk: Callable[[int, int], None] | None = None) -> float:
     """Embed ``chunks`` (arrays of scene rows) into ``emb[rows]`` (``[N, D]`` float32, an array
     or a memory map), extracting the next chunk's patches in a background thread while the
@@ -213,7 +212,7 @@ def embed_chunks(scene: Scene, be: Backend, chunks: list[np.ndarray], emb: np.nd
     return extract_s
 
 
-def run_stage1(scene: Scene, be: Backend, wd: WorkDir, chunk: int, progress, timer: Timer,
+def run_stage1(scene: PreparedCloud, be: Backend, wd: WorkDir, chunk: int, progress, timer: Timer,
                warn=None) -> dict:
     """Embed every point not yet embedded; returns stage-1 facts for the summary."""
     n, d = scene.n, scene.card.embedding_dim
@@ -237,7 +236,7 @@ def run_stage1(scene: Scene, be: Backend, wd: WorkDir, chunk: int, progress, tim
     timer.add("stage1_wall", t_wall)
     del emb, finished  # close the memory map
     n_unknown = sum(int(v.get("unknown_lulc", 0)) for v in wd.info.values())
-    check_unknown_lulc(scene.card, n_unknown, n, warn=warn,
+    scene.card.check_unknown_lulc(n_unknown, n, warn=warn,
                        codes=scene.stack.unknown_lulc_codes)
     done_points = sum(len(chunks[i]) for i in todo)
     return {"unknown_lulc_points": n_unknown,
@@ -261,7 +260,7 @@ def gather_rows(arr: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def gnn_block(scene: Scene, be: Backend, table: tuple[np.ndarray, np.ndarray],
+def gnn_block(scene: PreparedCloud, be: Backend, table: tuple[np.ndarray, np.ndarray],
               emb: np.ndarray, seeds: np.ndarray, timer: Timer) -> tuple[np.ndarray, int]:
     """P(reliable) ``[B]`` of ``seeds`` (scene rows) from their full receptive neighbourhood
     in ``table`` (``idx``, ``mask``, ``[N, k]``) and the embeddings ``emb`` ``[N, D]``; also
@@ -276,7 +275,7 @@ def gnn_block(scene: Scene, be: Backend, table: tuple[np.ndarray, np.ndarray],
     return rel, sub.n_nodes
 
 
-def run_stage2(scene: Scene, be: Backend, wd: WorkDir, block: int, progress,
+def run_stage2(scene: PreparedCloud, be: Backend, wd: WorkDir, block: int, progress,
                timer: Timer) -> tuple[np.ndarray, dict]:
     """GNN over spatially compact node blocks, each with its full L-hop neighbourhood."""
     n = scene.n
@@ -310,7 +309,7 @@ def run_stage2(scene: Scene, be: Backend, wd: WorkDir, block: int, progress,
 
 
 # ---------------------------------------------------------------------------- in memory
-def predict_seeds(scene: Scene, be: Backend, seeds: np.ndarray, chunk: int, block: int,
+def predict_seeds(scene: PreparedCloud, be: Backend, seeds: np.ndarray, chunk: int, block: int,
                   timer: Timer) -> tuple[np.ndarray, int, int]:
     """Both stages in memory for ``seeds`` (scene rows) of a scene cut to what they need (a tile
     and its halo, :mod:`psirel.infer.tiling`): only the nodes of the seeds' receptive

@@ -4,9 +4,10 @@ The plane is cut into square tiles of ``tile_m`` metres (DEM CRS); a tile's *cor
 those whose cell it is, and it is scored with every point of its *outer box*: the bounding box of
 its core points grown by the halo. Only the core points' predictions are kept.
 
-Why a halo of H·r_max is exact (H = :func:`~psirel.model_dir.receptive_hops`, GNN layers + 1
-with the edge summary): a point's output is fixed by its H-hop neighbourhood, in which nodes of
-hop h < H need their full neighbour row and hop-H nodes only their (pointwise) embedding.
+Why a halo of H·r_max is exact (H = :meth:`~psirel.config.ModelConfig.receptive_hops`, GNN
+layers + 1 with the edge summary): a point's output is fixed by its H-hop neighbourhood, in
+which nodes of hop h < H need their full neighbour row and hop-H nodes only their (pointwise)
+embedding.
 :func:`~psirel.graph.knn.knn_table` keeps the k nearest *among the points within r_max*, so a
 row is the whole-cloud row as soon as every point within r_max of its node is present; a hop-h
 node lies within h·r_max of the core, so everything within (h + 1)·r_max ≤ H·r_max must be, and
@@ -32,17 +33,13 @@ from pathlib import Path
 import numpy as np
 
 from psirel.errors import ModelError, PsirelError
-from psirel.features.normalize import Normalizer
-from psirel.features.scalars import scalar_features
-from psirel.graph.hilbert import spatial_order
-from psirel.graph.knn import EdgeScale
 from psirel.infer.backends import make_backend
 from psirel.infer.pipeline import output_columns, peak_rss_mb, predict_seeds
-from psirel.infer.scene import Scene, Timer
+from psirel.infer.prepared import PreparedCloud, Timer
 from psirel.io.points import read_points, write_predictions
 from psirel.io.rasters import RasterStack
 from psirel.io.schema import PointSchema
-from psirel.model_dir import MODEL_JSON, ModelCard, load_card, receptive_hops, sha256_file
+from psirel.model_dir import MODEL_JSON, ModelCard, load_card, sha256_file
 
 # Outer boxes grow by a hair more than the halo: a chain of H edges, each kept up to
 # r_max·(1 + 1e-9) by the kNN, must never fall out of a box by rounding. More points never hurt.
@@ -54,7 +51,7 @@ TILE_MEMORY_SHARE = 0.5    # share of --memory-gb a tile's per-point arrays may 
 
 def halo_for(card: ModelCard) -> float:
     """The exact halo of a model, metres: receptive hops × r_max (0 without graph)."""
-    return receptive_hops(card.config) * float(card.features["r_max_m"])
+    return card.receptive_hops() * card.features.r_max_m
 
 
 def tile_bytes_per_point(n_dates: int, emb_dim: int, k: int) -> int:
@@ -262,26 +259,6 @@ def _model(task: TileTask):
     return _MODELS[key]
 
 
-def tile_scene(card: ModelCard, stack, cloud) -> Scene:
-    """A :class:`~psirel.infer.scene.Scene` of an already read and checked cloud (a tile's
-    points): the per-point features of :func:`psirel.infer.scene.prepare`."""
-    try:
-        normalizer = Normalizer.from_json(card.meta["normalizer"])
-        edge_scale = EdgeScale.from_json(card.meta["edge_scale"])
-    except (KeyError, ValueError) as exc:
-        raise ModelError(card.path / MODEL_JSON, f"invalid feature metadata ({exc})") from None
-    feats, names = scalar_features(cloud.velocity_mm_yr, cloud.coherence, cloud.series_mm,
-                                   cloud.dates)
-    height = cloud.height_m
-    if height is None or np.isnan(height).any():  # missing heights: the DEM's
-        dem_h = stack.sample(cloud.x, cloud.y, "dem")
-        height = dem_h if height is None else np.where(np.isnan(height), dem_h, height)
-    return Scene(card=card, stack=stack, cloud=cloud, height_m=np.asarray(height, np.float32),
-                 scalars=normalizer.scalars(feats, names), normalizer=normalizer,
-                 edge_scale=edge_scale, order=spatial_order(cloud.x, cloud.y),
-                 hops=receptive_hops(card.config))
-
-
 def run_tile(task: TileTask) -> TileResult:
     """Score one tile: read its box, check it holds exactly the planned points, run both stages
     on its points and keep the core's predictions. A user mistake surfaces as a one-line
@@ -307,7 +284,7 @@ def _run_tile(task: TileTask) -> TileResult:
             raise PsirelError(f"{task.points}: the {len(inside)} points read inside the tile's "
                               f"box are not the {len(task.rows)} the whole-file read put there")
         cloud = cloud.subset(inside[perm])  # input order: kNN ties break as in the whole cloud
-        scene = tile_scene(card, stack, cloud)
+        scene = PreparedCloud.from_cloud(card, stack, cloud)
         seeds = np.flatnonzero(task.core)
         rel, unknown, n_embedded = predict_seeds(scene, be, seeds, task.chunk, task.block,
                                                  Timer())

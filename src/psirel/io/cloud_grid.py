@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from pyproj import CRS, Transformer
 
 from psirel.errors import PointsOutsideRasters
@@ -61,3 +62,12 @@ def check_points_inside(cloud: PointCloud, stack: RasterStack) -> None:
     if out.any():
         raise PointsOutsideRasters(cloud.path, int(out.sum()), len(cloud), cloud.ids[out],
                                    f"the DEM grid ({stack.paths['dem'].name})")
+
+
+def point_heights(cloud: PointCloud, stack: RasterStack) -> np.ndarray:
+    """``[N]`` float32 heights: the points' own, the DEM's where they have none (or NaN)."""
+    height = cloud.height_m
+    if height is None or np.isnan(height).any():
+        dem_h = stack.sample(cloud.x, cloud.y, "dem")
+        height = dem_h if height is None else np.where(np.isnan(height), dem_h, height)
+    return np.asarray(height, np.float32)

@@ -1,9 +1,11 @@
-"""One point cloud prepared for a model: read, checked, featurised (shared by both strategies).
+"""One point cloud prepared for a model: read, checked, featurised (every inference path).
 
-:func:`prepare` reads the points (reprojected onto the DEM's CRS), checks that they lie on the
-rasters and that the data fits the model (:mod:`psirel.compat`), and standardises the scalar
-features; patches and edge features are computed later, per chunk or block, from the returned
-:class:`Scene`.
+:meth:`PreparedCloud.from_cloud` turns a cloud already read on the model's grid into what both
+stages need: it checks that the data fits the model (:meth:`ModelCard.check_features`), fills
+missing heights from the DEM and standardises the scalar features. :func:`prepare` (one
+process), :func:`psirel.infer.tiling.run_tile` (a tile) and :func:`psirel.train.evaluate.evaluate`
+all build it there. Patches and edge features are computed later, per chunk or block.
+(Named apart from :mod:`psirel.scene`, the synthetic scene generator.)
 """
 
 from __future__ import annotations
@@ -15,17 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from psirel.compat import check_features
-from psirel.errors import ModelError
 from psirel.features.normalize import N_PATCH_CHANNELS, Normalizer
 from psirel.features.scalars import scalar_features
 from psirel.graph.hilbert import spatial_order
 from psirel.graph.knn import EdgeScale, edge_features, knn_table
-from psirel.io.cloud_grid import open_cloud
+from psirel.io.cloud_grid import open_cloud, point_heights
 from psirel.io.points import PointCloud
 from psirel.io.rasters import RasterStack
 from psirel.io.schema import PointSchema
-from psirel.model_dir import MODEL_JSON, ModelCard, receptive_hops
+from psirel.model_card import ModelCard
 from psirel.progress import Silent  # noqa: F401  (re-exported for the pipelines)
 
 
@@ -42,8 +42,9 @@ class Timer:
 
 
 @dataclass(eq=False)
-class Scene:
-    """One cloud prepared for a model: everything in input order, coordinates in the DEM CRS."""
+class PreparedCloud:
+    """One cloud prepared for a model: everything in input order, coordinates on the model's
+    grid (the CRS of :func:`psirel.io.cloud_grid.open_cloud`)."""
 
     card: ModelCard
     stack: RasterStack
@@ -61,11 +62,27 @@ class Scene:
 
     @property
     def k(self) -> int:
-        return int(self.card.features["k"])
+        return self.card.features.k
 
     @property
     def r_max_m(self) -> float:
-        return float(self.card.features["r_max_m"])
+        return self.card.features.r_max_m
+
+    @classmethod
+    def from_cloud(cls, card: ModelCard, stack: RasterStack, cloud: PointCloud,
+                   features: tuple[np.ndarray, list[str]] | None = None) -> PreparedCloud:
+        """Check a cloud read on the model's grid against the model and featurise it.
+
+        ``features``: its scalar features and their names when already computed
+        (:func:`psirel.features.scalars.scalar_features` of the cloud)."""
+        feats, names = features or scalar_features(cloud.velocity_mm_yr, cloud.coherence,
+                                                   cloud.series_mm, cloud.dates)
+        card.check_features(names, len(cloud.dates), stack.pixel_m,
+                            lulc_legend=stack.lulc_legend)
+        return cls(card=card, stack=stack, cloud=cloud, height_m=point_heights(cloud, stack),
+                   scalars=card.normalizer.scalars(feats, names), normalizer=card.normalizer,
+                   edge_scale=card.edge_scale, order=spatial_order(cloud.x, cloud.y),
+                   hops=card.receptive_hops())
 
     def edge_attr(self, nodes: np.ndarray, idx: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Edge features of a subgraph over global ``nodes`` (local ``idx``)."""
@@ -96,36 +113,19 @@ class Scene:
 def prepare(card: ModelCard, points: Path | str, dem: Path | str, lulc: Path | str,
             amplitude: Path | str, crs=None, warn: Callable[[str], None] | None = None,
             timer: Timer | None = None, lulc_legend: str | None = None,
-            schema: PointSchema | None = None) -> Scene:
-    """Read the points (columns and units as ``schema`` says, reprojected to the DEM's CRS)
-    and the rasters, check them against the model and compute the standardised scalar
-    features. ``timer`` gets ``read`` and ``features`` seconds."""
+            schema: PointSchema | None = None) -> PreparedCloud:
+    """Read the points (columns and units as ``schema`` says) and the rasters on the model's
+    grid and prepare them (:meth:`PreparedCloud.from_cloud`). ``timer`` gets ``read`` and
+    ``features`` seconds."""
     timer = timer or Timer()
     t0 = time.perf_counter()
-    try:
-        normalizer = Normalizer.from_json(card.meta["normalizer"])
-        edge_scale = EdgeScale.from_json(card.meta["edge_scale"])
-    except (KeyError, ValueError) as exc:
-        raise ModelError(card.path / MODEL_JSON, f"invalid feature metadata ({exc})") from None
     cloud, stack = open_cloud(points, dem, lulc, amplitude, card.raster_options(lulc_legend),
                               crs=crs, warn=warn, schema=schema)
     try:
         t0 = timer.add("read", t0)
-        feats, names = scalar_features(cloud.velocity_mm_yr, cloud.coherence, cloud.series_mm,
-                                       cloud.dates)
-        check_features(card, names, len(cloud.dates), stack.pixel_m,
-                       lulc_legend=stack.lulc_legend)
-        height = cloud.height_m
-        if height is None or np.isnan(height).any():  # missing heights: the DEM's
-            dem_h = stack.sample(cloud.x, cloud.y, "dem")
-            height = dem_h if height is None else np.where(np.isnan(height), dem_h, height)
-        hops = receptive_hops(card.config)
-        scene = Scene(card=card, stack=stack, cloud=cloud,
-                      height_m=np.asarray(height, np.float32),
-                      scalars=normalizer.scalars(feats, names), normalizer=normalizer,
-                      edge_scale=edge_scale, order=spatial_order(cloud.x, cloud.y), hops=hops)
+        prepared = PreparedCloud.from_cloud(card, stack, cloud)
         timer.add("features", t0)
-        return scene
+        return prepared
     except Exception:
         stack.close()
         raise
