@@ -6,6 +6,7 @@ the torch-free inference install.
 
 from __future__ import annotations
 
+import importlib
 import sys
 import time
 from pathlib import Path
@@ -14,35 +15,26 @@ from typing import Annotated
 import typer
 
 from psirel.cli_bench import bench
+from psirel.cli_options import (
+    AmpOpt,
+    ColumnsOpt,
+    CrsOpt,
+    DemOpt,
+    LabelOpt,
+    LegendOpt,
+    LulcOpt,
+    PointsOpt,
+    UnitsOpt,
+    registry_help,
+)
+from psirel.config import ENCODERS, FUSIONS, GNN_TYPES, TrainSettings
 from psirel.errors import PsirelError
+
+_TRAIN = TrainSettings()   # the defaults of `psirel train`, from psirel.config
+
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Which points of a PSI point cloud can you trust?")
-
-PointsOpt = Annotated[Path, typer.Option("--points", help="Point cloud: .gpkg .shp .fgb .parquet "
-                                                         ".csv (incl. EGMS CSV)")]
-DemOpt = Annotated[Path, typer.Option("--dem", help="DEM (m), any CRS: resampled onto the "
-                                                   "model's grid")]
-LulcOpt = Annotated[Path, typer.Option("--lulc", help="Land-cover GeoTIFF (class codes)")]
-AmpOpt = Annotated[Path, typer.Option("--amplitude", help="Mean SAR amplitude GeoTIFF")]
-CrsOpt = Annotated[str | None, typer.Option("--crs", help="CRS of the points when the file has "
-                                                          "none (e.g. EPSG:3035)")]
-LabelOpt = Annotated[str | None, typer.Option("--label", help="Label column (1 reliable, "
-                                                              "0 unreliable); default 'reliable'")]
-ColumnsOpt = Annotated[str | None, typer.Option(
-    "--columns", help="Which column holds which role, as ROLE=NAME,... (roles: x, y, id, "
-                      "velocity, coherence, height, label; series=PREFIX for the PREFIX+YYYYMMDD "
-                      "date columns), e.g. x=pnt_lon,y=pnt_lat,velocity=pnt_linear,series=d_; "
-                      "wins over the recognised export's profile and the name aliases")]
-UnitsOpt = Annotated[str | None, typer.Option(
-    "--units", help="Units of the velocity and the time series: mm (mm/yr, mm) or m (m/yr, m; "
-                    "converted to mm). Default: the recognised export's, else mm unless the "
-                    "values look like metres (then converted, with a warning)")]
-LegendOpt = Annotated[str | None, typer.Option(
-    "--lulc-legend", help="Land-cover product of --lulc: worldcover | corine | nlcd | cci | "
-                          "dynamic_world (default: its LULC_LEGEND tag, else detected from its "
-                          "codes)")]
-
 
 def _schema(columns: str | None, units: str | None):
     """The ``--columns`` / ``--units`` schema (a one-line error for a malformed one)."""
@@ -133,42 +125,43 @@ def train(out: Annotated[Path, typer.Option("--out", help="Model directory to wr
           pixel_m: Annotated[float | None, typer.Option(
               "--pixel-m", help="The model's grid pixel size (m): every raster is resampled "
                                 "onto it; default the (first) DEM's")] = None,
-          gnn: Annotated[str, typer.Option("--gnn", help="unimp | gatv2 | gen")] = "unimp",
+          gnn: Annotated[str, typer.Option("--gnn", help=registry_help(GNN_TYPES))] = _TRAIN.gnn,
           epochs: Annotated[int, typer.Option("--epochs", help="Epochs (at least; see "
-                                              "--min-steps)")] = 12,
+                                              "--min-steps)")] = _TRAIN.epochs,
           min_steps: Annotated[int, typer.Option(
               "--min-steps", help="At least this many optimiser steps per member: a small "
-                                  "training set gets more epochs")] = 1800,
+                                  "training set gets more epochs")] = _TRAIN.min_steps,
           seed: Annotated[int, typer.Option("--seed")] = 0,
-          batch_size: Annotated[int, typer.Option("--batch-size", help="Seeds per step")] = 256,
+          batch_size: Annotated[int, typer.Option("--batch-size", help="Seeds per step")
+                                ] = _TRAIN.batch_size,
           fanout: Annotated[str, typer.Option("--fanout", help="Per-hop fan-outs, e.g. 8,4; "
                                               "its length sets the hops sampled")] = "8,4",
-          layers: Annotated[int, typer.Option("--layers", help="GNN layers")] = 2,
-          fusion: Annotated[str, typer.Option("--fusion", help="concat | film")] = "concat",
+          layers: Annotated[int, typer.Option("--layers", help="GNN layers")] = _TRAIN.layers,
+          fusion: Annotated[str, typer.Option(
+              "--fusion", help=registry_help(FUSIONS))] = _TRAIN.fusion,
           max_steps: Annotated[int | None, typer.Option("--max-steps", help="Cap steps per "
                                                         "epoch (quick runs)")] = None,
           device: Annotated[str, typer.Option("--device", help="cpu | cuda")] = "cpu",
-          encoder: Annotated[str, typer.Option("--encoder", help="shared-map (one CNN pass per "
-                                               "raster window, sampled at the points; the "
-                                               "default) | patch (an 80×80 patch per point)")
-                             ] = "shared-map",
+          encoder: Annotated[str, typer.Option("--encoder", help=registry_help(ENCODERS))
+                             ] = _TRAIN.encoder,
           patch_summary: Annotated[bool, typer.Option(
               "--patch-summary/--no-patch-summary",
               help="Feed the patch's summary statistics (relief gradients, amplitude, land-cover "
-                   "mix) to the scalar branch (as maps with --encoder shared-map)")] = True,
+                   "mix) to the scalar branch (as maps with --encoder shared-map)")
+                                ] = _TRAIN.patch_summary,
           temporal: Annotated[bool, typer.Option(
               "--temporal/--no-temporal",
               help="Encode the displacement series' residuals (quantile function and lag-binned "
-                   "autocorrelation, any length and sampling) with a 1-D CNN")] = True,
+                   "autocorrelation, any length and sampling) with a 1-D CNN")
+                           ] = _TRAIN.temporal,
           ensemble: Annotated[int, typer.Option(
               "--ensemble", help="Independently seeded members: their mean is 'reliability', "
-                                 "their spread 'reliability_std'")] = 3,
+                                 "their spread 'reliability_std'")] = _TRAIN.ensemble,
           ) -> None:
     """Train the reliability model (PW encoder + GNN), its pointwise-only twin and baselines,
     on one labelled cloud or on several (--clouds)."""
     from psirel.cli_progress import TrainReporter
     from psirel.train.clouds import CloudSpec, read_clouds_csv
-    from psirel.train.loop import TrainSettings
     from psirel.train.trainer import train_clouds
 
     one = {"--points": points, "--dem": dem, "--lulc": lulc, "--amplitude": amplitude}
@@ -190,12 +183,10 @@ def train(out: Annotated[Path, typer.Option("--out", help="Model directory to wr
     if ensemble < 1:
         raise PsirelError(f"--ensemble {ensemble}: need at least one member")
 
-    if gnn not in ("unimp", "gatv2", "gen"):
-        raise PsirelError(f"--gnn {gnn}: choose unimp, gatv2 or gen")
-    if fusion not in ("concat", "film"):
-        raise PsirelError(f"--fusion {fusion}: choose concat or film")
-    if encoder not in ("patch", "shared-map"):
-        raise PsirelError(f"--encoder {encoder}: choose patch or shared-map")
+    for flag, value, registry in (("--gnn", gnn, GNN_TYPES), ("--fusion", fusion, FUSIONS),
+                                  ("--encoder", encoder, ENCODERS)):
+        if value not in registry:
+            raise PsirelError(f"{flag} {value}: choose {', '.join(registry)}")
     if encoder == "shared-map" and fusion != "concat":
         raise PsirelError("--fusion film needs --encoder patch: the shared-map encoder fuses by "
                           "concatenation")
@@ -353,22 +344,36 @@ def predict(model: Annotated[Path, typer.Option("--model", help="Model directory
 app.command()(bench)
 
 
+def _click_errors() -> tuple[tuple, tuple, tuple]:
+    """(ClickException, Abort, Exit) classes of click and of the click typer vendors (typer
+    0.2x ships its own copy as ``typer._click``, whose errors are not click's)."""
+    usage, abort, exit_ = [], [], []
+    for name in ("click.exceptions", "typer._click.exceptions"):
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:
+            continue
+        for cls_name, found in (("ClickException", usage), ("Abort", abort), ("Exit", exit_)):
+            if hasattr(mod, cls_name):
+                found.append(getattr(mod, cls_name))
+    return tuple(usage), tuple(abort), tuple(exit_)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: run the app, turning PsirelError into a one-line message."""
-    import click
-
+    usage, abort, exit_ = _click_errors()
     try:
         app(args=argv, standalone_mode=False)
     except PsirelError as exc:
         typer.echo(f"error: {exc}", err=True)
         return exc.exit_code
-    except click.exceptions.Abort:
+    except abort:
         typer.echo("aborted", err=True)
         return 130
-    except click.exceptions.ClickException as exc:
+    except usage as exc:
         exc.show()
         return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except exit_ as exc:
         return exc.exit_code
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)

@@ -162,3 +162,21 @@ def test_remove_if_empty_keeps_a_folder_with_a_users_file(tmp_path):
     remove_if_empty(tmp_path / "kept")
     remove_if_empty(tmp_path / "never_existed")
     assert (tmp_path / "kept" / "mine.txt").exists()
+
+
+@pytest.mark.parametrize("argv", [["predict", "--model", "m"], ["train", "--colour", "red"],
+                                  ["no-such-command"]])
+def test_usage_mistakes_are_a_usage_message_not_a_traceback(argv, capsys):
+    """typer vendors its own click (``typer._click``): its usage errors are caught too."""
+    code, _, err = run(argv, capsys)
+    assert code == 2 and "Traceback" not in err
+    assert "Usage:" in err or "Error" in err
+
+
+@pytest.mark.parametrize("option", ["--gnn", "--encoder", "--fusion"])
+def test_choices_come_from_the_registry(option, tiny_scene, tmp_path, capsys):
+    from psirel.config import ENCODERS, FUSIONS, GNN_TYPES
+    names = {"--gnn": GNN_TYPES, "--encoder": ENCODERS, "--fusion": FUSIONS}[option]
+    code, _, err = run(["train", *scene_args(tiny_scene), "--out", str(tmp_path / "m"),
+                        option, "nonsense"], capsys)
+    assert_one_line_error(code, err, option, *names)
