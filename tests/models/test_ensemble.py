@@ -3,12 +3,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from psirel_testing import v1_config  # noqa: E402
+
 from psirel.models.ensemble import CalibratedEnsemble  # noqa: E402
-from psirel.models.reliability import ModelConfig, ReliabilityModel  # noqa: E402
+from psirel.models.reliability import ReliabilityModel  # noqa: E402
 
 
 def _members(m: int, encoder: str = "shared-map", gnn: str = "unimp"):
-    cfg = ModelConfig(n_lulc=4, n_scalars=5, emb_dim=16, gnn=gnn, gnn_hidden=16, heads=2,
+    cfg = v1_config(n_lulc=4, n_scalars=5, emb_dim=16, gnn=gnn, gnn_hidden=16, heads=2,
                       edge_dim=7, encoder=encoder, depths=(1, 1, 1, 1), dims=(8, 8, 8, 8))
     out = []
     for s in range(m):

@@ -7,10 +7,11 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from psirel_testing import v1_config
 
 from psirel.models.gnn import GNNEncoder
 from psirel.models.pointwise import PointwiseEncoder
-from psirel.models.reliability import ModelConfig, ReliabilityModel
+from psirel.models.reliability import ReliabilityModel
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
@@ -70,7 +71,7 @@ def test_gnn_encoder_onnx(tmp_path, table, kind):
 
 def test_graph_stage_onnx(tmp_path, table):
     torch.manual_seed(0)
-    model = ReliabilityModel(ModelConfig(n_lulc=5, n_scalars=3, depths=(1,), dims=(8,)))
+    model = ReliabilityModel(v1_config(n_lulc=5, n_scalars=3, depths=(1,), dims=(8,)))
     stage = model.graph_stage()
     names = ["emb", "idx", "mask", "edge_attr"]
     dyn = {n: {0: "n"} for n in [*names, "out"]}

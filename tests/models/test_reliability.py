@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from psirel_testing import v1_config
 
 from psirel.models.reliability import (
     GraphStage,
@@ -25,27 +26,29 @@ def _inputs(table, n=12, k=4, px=32, n_lulc=5, s=3):
 
 
 def test_config_json_round_trip():
-    cfg = ModelConfig(n_lulc=11, n_scalars=7, fusion="film", gnn="gen", depths=[1, 2],
+    cfg = v1_config(n_lulc=11, n_scalars=7, fusion="film", gnn="gen", depths=[1, 2],
                       dims=[4, 8])
-    assert cfg.depths == (1, 2)
+    assert cfg.encoder.depths == (1, 2)
     text = cfg.to_json()
-    assert json.loads(text)["dims"] == [4, 8]
+    assert json.loads(text)["encoder"]["dims"] == [4, 8]
     assert ModelConfig.from_json(text) == cfg
 
 
 def test_config_rejects_mistakes():
     with pytest.raises(ValueError, match="unknown model config keys: colour"):
         ModelConfig.from_dict({"n_lulc": 3, "n_scalars": 2, "colour": "red"})
+    with pytest.raises(ValueError, match="colour"):
+        ModelConfig.from_dict({"n_lulc": 3, "n_scalars": 2, "graph": {"colour": "red"}})
     with pytest.raises(ValueError, match="gnn must be"):
-        ModelConfig(n_lulc=3, n_scalars=2, gnn="gcn")
+        v1_config(n_lulc=3, n_scalars=2, gnn="gcn")
     with pytest.raises(ValueError, match="multiple of heads"):
-        ModelConfig(n_lulc=3, n_scalars=2, gnn_hidden=30, heads=4)
+        v1_config(n_lulc=3, n_scalars=2, gnn_hidden=30, heads=4)
 
 
 @pytest.mark.parametrize("gnn", ["unimp", "gatv2", "gen", "none"])
 def test_forward_is_embed_then_graph(table, gnn):
     torch.manual_seed(0)
-    model = ReliabilityModel(ModelConfig(n_lulc=5, n_scalars=3, gnn=gnn, **SMALL)).eval()
+    model = ReliabilityModel(v1_config(n_lulc=5, n_scalars=3, gnn=gnn, **SMALL)).eval()
     assert (model.gnn is None) == (gnn == "none")
     p, s, idx, mask, ea = _inputs(table)
     logits = model(p, s, idx, mask, ea)
@@ -60,7 +63,7 @@ def test_forward_is_embed_then_graph(table, gnn):
 
 def test_pointwise_only_needs_no_graph(table):
     torch.manual_seed(0)
-    model = ReliabilityModel(ModelConfig(n_lulc=5, n_scalars=3, gnn="none", **SMALL)).eval()
+    model = ReliabilityModel(v1_config(n_lulc=5, n_scalars=3, gnn="none", **SMALL)).eval()
     p, s, *_ = _inputs(table)
     out = model(p, s)
     assert out.shape == (12,)
@@ -68,7 +71,7 @@ def test_pointwise_only_needs_no_graph(table):
 
 
 def test_parameter_count_and_flops():
-    cfg = ModelConfig(n_lulc=10, n_scalars=6)
+    cfg = v1_config(n_lulc=10, n_scalars=6)
     model = ReliabilityModel(cfg)
     assert count_parameters(model.pointwise.cnn) == 285_252
     assert count_parameters(model) == (count_parameters(model.pointwise)
@@ -76,7 +79,7 @@ def test_parameter_count_and_flops():
                                        + count_parameters(model.edge_summary)
                                        + count_parameters(model.head))
     # the edge summary: (2 · edge_dim + 1) → emb_dim projection
-    e, d = cfg.edge_dim, cfg.emb_dim
+    e, d = cfg.graph.edge_dim, cfg.encoder.emb_dim
     assert count_parameters(model.edge_summary) == (2 * e + 1) * d + d
     assert model.flops_per_patch() == 12_192_768  # 3 + lulc_dim = 7 input channels
 

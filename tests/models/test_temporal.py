@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from psirel_testing import card_meta, v1_config
 
 from psirel.features.scalars import SCALAR_FEATURES, TEMPORAL_START
 from psirel.features.temporal import TEMPORAL_FEATURES, TEMPORAL_LAYOUT
@@ -112,38 +113,39 @@ def test_shared_map_encoder_with_temporal():
 
 def test_model_config_old_and_new():
     old = {"n_lulc": 5, "n_scalars": 13, "gnn": "none", "depths": [1], "dims": [8]}
-    cfg = ModelConfig.from_dict(old)                       # a model.json from before
-    assert cfg.temporal is False
+    cfg = v1_config(**old)                                 # a model.json from before
+    assert cfg.encoder.temporal is False
     assert ReliabilityModel(cfg).pointwise.temporal is None
     n_s = len(SCALAR_FEATURES)
-    new = ModelConfig(n_lulc=5, n_scalars=n_s, gnn="none", temporal=True,
+    new = v1_config(n_lulc=5, n_scalars=n_s, gnn="none", temporal=True,
                       temporal_start=TEMPORAL_START, depths=(1,), dims=(8,))
     assert ModelConfig.from_json(new.to_json()) == new
     for encoder in ("patch", "shared-map"):
-        model = ReliabilityModel(ModelConfig(**{**new.to_dict(), "encoder": encoder}))
+        model = ReliabilityModel(new.replace(encoder=encoder))
         assert isinstance(model.pointwise.temporal.encoder, TemporalEncoder)
     model = ReliabilityModel(new).eval()
     p = torch.randn(2, 4, 32, 32)
     p[:, 1] = 1.0
     assert model(p, torch.randn(2, n_s)).shape == (2,)
     with pytest.raises(ValueError, match="temporal block"):
-        ModelConfig(n_lulc=5, n_scalars=10, temporal=True)
+        v1_config(n_lulc=5, n_scalars=10, temporal=True)
 
 
 def test_train_model_config_derives_the_block_from_names():
-    from psirel.train.loop import TrainSettings, model_config
+    from psirel.config import TrainSettings
 
     n_s = len(SCALAR_FEATURES)
-    cfg = model_config(TrainSettings(), n_lulc=3, n_scalars=n_s, gnn="unimp")
-    assert cfg.temporal and TrainSettings().temporal
-    block = SCALAR_FEATURES[cfg.temporal_start:cfg.temporal_start + N_BLOCK]
+    cfg = TrainSettings().model_config(n_lulc=3, n_scalars=n_s, gnn="unimp")
+    e = cfg.encoder
+    assert e.temporal and TrainSettings().temporal
+    block = SCALAR_FEATURES[e.temporal_start:e.temporal_start + N_BLOCK]
     assert block == TEMPORAL_FEATURES
-    assert (cfg.temporal_quantiles, cfg.temporal_lags, cfg.temporal_extra) == (
+    assert (e.temporal_quantiles, e.temporal_lags, e.temporal_extra) == (
         TEMPORAL_LAYOUT["n_quantiles"], TEMPORAL_LAYOUT["n_lags"], TEMPORAL_LAYOUT["n_extra"])
-    off = model_config(TrainSettings(temporal=False), n_lulc=3, n_scalars=7, gnn="none")
-    assert off.temporal is False
+    off = TrainSettings(temporal=False).model_config(n_lulc=3, n_scalars=7, gnn="none")
+    assert off.encoder.temporal is False
     with pytest.raises(ValueError, match="temporal encoder"):
-        model_config(TrainSettings(), n_lulc=3, n_scalars=7, gnn="none")
+        TrainSettings().model_config(n_lulc=3, n_scalars=7, gnn="none")
 
 
 def test_temporal_model_exports_with_the_same_interface(tmp_path):
@@ -157,15 +159,13 @@ def test_temporal_model_exports_with_the_same_interface(tmp_path):
 
     torch.manual_seed(0)
     n_s = len(SCALAR_FEATURES)
-    cfg = ModelConfig(n_lulc=6, n_scalars=n_s, gnn="unimp", depths=(1, 1, 1, 1),
+    cfg = v1_config(n_lulc=6, n_scalars=n_s, gnn="unimp", depths=(1, 1, 1, 1),
                       dims=(8, 16, 24, 32), temporal=True, temporal_start=TEMPORAL_START)
     save_weights(ReliabilityModel(cfg).eval(), tmp_path / "weights.safetensors")
-    pw = ModelConfig.from_dict({**cfg.to_dict(), "gnn": "none"})
+    pw = cfg.replace(gnn="none")
     save_weights(ReliabilityModel(pw).eval(), tmp_path / "pointwise_only.safetensors")
-    meta = {"config": cfg.to_dict(), "threshold": 0.5,
-            "features": {"patch_px": 80, "k": 16, "r_max_m": 100.0},
-            "edge_scale": {"xy_m": 100.0, "height_m": 5.0, "velocity_mm_yr": 2.0},
-            "artifacts": {}}
+    meta = card_meta(cfg=cfg, pointwise_only=True, threshold=0.5,
+                     edge_scale={"xy_m": 100.0, "height_m": 5.0, "velocity_mm_yr": 2.0})
     for name in ("weights.safetensors", "pointwise_only.safetensors"):
         register_artifact(meta, tmp_path, name)
     save_card(tmp_path, meta)
@@ -175,3 +175,15 @@ def test_temporal_model_exports_with_the_same_interface(tmp_path):
                                 providers=["CPUExecutionProvider"])
     inputs = {i.name: i.shape for i in sess.get_inputs()}
     assert set(inputs) == {"patches", "scalars"} and inputs["scalars"][1] == n_s
+
+
+def test_scalar_branch_widths():
+    from psirel.models.temporal import TemporalScalars, scalar_branch
+
+    n_s = len(SCALAR_FEATURES)
+    t, mlp = scalar_branch(n_s, 5, 16, True, TEMPORAL_START)
+    assert isinstance(t, TemporalScalars)
+    assert mlp[0].in_features == t.num_features + 5 and mlp[-2].out_features == 16
+    none, plain = scalar_branch(7, 0, 8, False)
+    assert none is None and plain[0].in_features == 7
+    assert plain(torch.randn(3, 7)).shape == (3, 8)

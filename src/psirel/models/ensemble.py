@@ -63,7 +63,7 @@ class CalibratedEnsemble(nn.Module):
 
     @property
     def embedding_dim(self) -> int:
-        return self.cfg.emb_dim * len(self.members)
+        return self.cfg.encoder.emb_dim * len(self.members)
 
     def embed(self, patches: Tensor, scalars: Tensor) -> Tensor:
         return torch.cat([m.embed(patches, scalars) for m in self.members], dim=-1)
@@ -74,7 +74,7 @@ class CalibratedEnsemble(nn.Module):
     def member_logits(self, emb: Tensor, idx: Tensor | None = None, mask: Tensor | None = None,
                       edge_attr: Tensor | None = None) -> Tensor:
         """Calibrated logits ``[N, M]``."""
-        d = self.cfg.emb_dim
+        d = self.cfg.encoder.emb_dim
         z = torch.stack([m.graph_logits(emb[:, i * d:(i + 1) * d], idx, mask, edge_attr)
                          for i, m in enumerate(self.members)], dim=-1)
         return z * self.scale + self.bias

@@ -18,11 +18,12 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from psirel.config import GNN_TYPES
 from psirel.models.gatv2 import GATv2Layer
 from psirel.models.gen import DeepGCNBlock, GENLayer
 from psirel.models.unimp import UniMPConv
 
-KINDS = ("unimp", "gatv2", "gen")
+KINDS = tuple(GNN_TYPES)   # the registry of psirel.config
 
 
 class GNNEncoder(nn.Module):

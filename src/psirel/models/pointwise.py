@@ -18,12 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from psirel.config import FUSIONS as _FUSIONS
 from psirel.models.convnext import ConvNeXt
 from psirel.models.lulc import lulc_indices
 from psirel.models.patch_summary import PatchSummary
-from psirel.models.temporal import TemporalScalars
+from psirel.models.temporal import scalar_branch
 
-FUSIONS = ("concat", "film")
+FUSIONS = tuple(_FUSIONS)   # the registry of psirel.config
 
 
 
@@ -106,15 +107,10 @@ class PointwiseEncoder(nn.Module):
         self.cnn = ConvNeXt(3 + lulc_dim, depths, dims, drop_path_rate=drop_path_rate)
         f = self.cnn.num_features
         self.summary = PatchSummary(n_lulc) if patch_summary else None
-        self.temporal = (TemporalScalars(n_scalars, temporal_start, temporal_quantiles,
-                                         temporal_lags, temporal_extra, temporal_dim)
-                         if temporal else None)
-        n_in = (self.temporal.num_features if self.temporal is not None else n_scalars) \
-            + (self.summary.num_features if self.summary is not None else 0)
-        self.scalar_mlp = nn.Sequential(
-            nn.Linear(n_in, scalar_hidden), nn.GELU(),
-            nn.Linear(scalar_hidden, scalar_hidden), nn.GELU(),
-        )
+        self.temporal, self.scalar_mlp = scalar_branch(
+            n_scalars, self.summary.num_features if self.summary is not None else 0,
+            scalar_hidden, temporal, temporal_start, temporal_quantiles, temporal_lags,
+            temporal_extra, temporal_dim)
         if fusion == "concat":
             self.film = None
             self.proj = nn.Linear(f + scalar_hidden, emb_dim)

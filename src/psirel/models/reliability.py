@@ -7,126 +7,15 @@ neighbour table (stage 2). :class:`GraphStage` wraps stage 2 as one module for e
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor, nn
 
+from psirel.config import ModelConfig
 from psirel.models.convnext import convnext_flops
-from psirel.models.gnn import KINDS, GNNEncoder, ReliabilityHead
+from psirel.models.gnn import GNNEncoder, ReliabilityHead
 from psirel.models.neighbours import masked_median
-from psirel.models.pointwise import FUSIONS, PointwiseEncoder
+from psirel.models.pointwise import PointwiseEncoder
 from psirel.models.shared_map import SharedMapEncoder
-
-GNN_KINDS = (*KINDS, "none")
-ENCODERS = ("patch", "shared-map")
-
-
-@dataclass
-class ModelConfig:
-    """Every architecture hyper-parameter of :class:`ReliabilityModel` (stored in model.json).
-
-    ``gnn="none"`` is the pointwise-only variant (embedding → head). ``head_skip`` feeds the head
-    the point's own embedding beside the GNN output (``[emb, gnn(emb)]``), so the graph only has
-    to add what the neighbours know and the full model starts from the pointwise solution.
-    ``edge_summary`` adds to each embedding, before the GNN, a projection of its edges' masked
-    mean and minimum of |edge features| and its degree (see :class:`EdgeSummary`);
-    ``edge_summary_signed`` adds the signed means and the Δheight·Δvelocity product;
-    ``edge_summary_robust`` the medians and median absolute deviations (False for models saved
-    before they existed).
-    ``patch_summary`` feeds the scalar branch the patch's summary statistics
-    (:class:`~psirel.models.patch_summary.PatchSummary`); False for models saved before it existed.
-    ``encoder`` is ``"patch"`` (an 80×80 patch per point, :class:`PointwiseEncoder`) or
-    ``"shared-map"`` (one CNN pass per raster window, sampled at the points,
-    :class:`~psirel.models.shared_map.SharedMapEncoder`; ``fusion`` must be concat and
-    ``patch_summary`` computes the statistics as maps, :mod:`psirel.models.summary_maps`).
-    ``patch_px`` is the patch side in pixels the model is built for (export shapes and the FLOP
-    count; the ConvNeXt itself accepts any side ≥ 32).
-    ``temporal`` embeds the scalars' temporal block (:mod:`psirel.features.temporal`, columns
-    ``[temporal_start, temporal_start + Q + 2L + E)`` with ``Q, L, E = temporal_quantiles,
-    temporal_lags, temporal_extra``) with a :class:`~psirel.models.temporal.TemporalEncoder`
-    of width ``temporal_dim`` before the scalar MLP; False for models saved before it existed.
-    """
-
-    n_lulc: int
-    n_scalars: int
-    lulc_dim: int = 4
-    emb_dim: int = 64
-    fusion: str = "concat"
-    depths: tuple[int, ...] = (2, 2, 4, 2)
-    dims: tuple[int, ...] = (12, 24, 48, 96)
-    scalar_hidden: int = 32
-    drop_path_rate: float = 0.0
-    gnn: str = "unimp"
-    gnn_hidden: int = 64
-    gnn_layers: int = 2
-    heads: int = 4
-    edge_dim: int = 5
-    dropout: float = 0.1
-    head_hidden: int | None = None
-    head_skip: bool = True
-    edge_summary: bool = True
-    edge_summary_signed: bool = False
-    edge_summary_robust: bool = False
-    patch_summary: bool = False
-    encoder: str = "patch"
-    patch_px: int = 80
-    temporal: bool = False
-    temporal_start: int = 0
-    temporal_quantiles: int = 16
-    temporal_lags: int = 6
-    temporal_extra: int = 5
-    temporal_dim: int = 32
-
-    def __post_init__(self) -> None:
-        self.depths = tuple(int(d) for d in self.depths)
-        self.dims = tuple(int(d) for d in self.dims)
-        if self.fusion not in FUSIONS:
-            raise ValueError(f"fusion must be one of {FUSIONS}, not {self.fusion!r}")
-        if self.encoder not in ENCODERS:
-            raise ValueError(f"encoder must be one of {ENCODERS}, not {self.encoder!r}")
-        if self.encoder == "shared-map" and self.fusion != "concat":
-            raise ValueError("the shared-map encoder fuses by concatenation only")
-        if self.gnn not in GNN_KINDS:
-            raise ValueError(f"gnn must be one of {GNN_KINDS}, not {self.gnn!r}")
-        if len(self.depths) != len(self.dims):
-            raise ValueError(f"depths {self.depths} and dims {self.dims} differ in length")
-        n_block = self.temporal_quantiles + 2 * self.temporal_lags + self.temporal_extra
-        if self.temporal and not 0 <= self.temporal_start <= self.n_scalars - n_block:
-            raise ValueError(f"temporal block [{self.temporal_start}, "
-                             f"{self.temporal_start + n_block}) lies outside the "
-                             f"{self.n_scalars} scalar columns")
-        if self.gnn in ("unimp", "gatv2") and self.gnn_hidden % self.heads:
-            raise ValueError(f"gnn_hidden ({self.gnn_hidden}) must be a multiple of heads "
-                             f"({self.heads})")
-
-    def temporal_kwargs(self) -> dict:
-        """The PW encoders' temporal arguments."""
-        return {k: getattr(self, k) for k in (
-            "temporal", "temporal_start", "temporal_quantiles", "temporal_lags",
-            "temporal_extra", "temporal_dim")}
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["depths"], d["dims"] = list(self.depths), list(self.dims)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ModelConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown model config keys: {', '.join(unknown)}")
-        return cls(**d)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> ModelConfig:
-        return cls.from_dict(json.loads(text))
 
 
 class EdgeSummary(nn.Module):
@@ -227,36 +116,33 @@ class ReliabilityModel(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        if cfg.encoder == "shared-map":
-            self.pointwise = SharedMapEncoder(
-                n_lulc=cfg.n_lulc, n_scalars=cfg.n_scalars, lulc_dim=cfg.lulc_dim,
-                emb_dim=cfg.emb_dim, depths=cfg.depths, dims=cfg.dims,
-                scalar_hidden=cfg.scalar_hidden, drop_path_rate=cfg.drop_path_rate,
-                summary=cfg.patch_summary, **cfg.temporal_kwargs())
+        e, g, h = cfg.encoder, cfg.graph, cfg.head
+        common = dict(n_lulc=cfg.n_lulc, n_scalars=cfg.n_scalars, lulc_dim=e.lulc_dim,
+                      emb_dim=e.emb_dim, depths=e.depths, dims=e.dims,
+                      scalar_hidden=e.scalar_hidden, drop_path_rate=e.drop_path_rate,
+                      **e.temporal_kwargs())
+        if e.kind == "shared-map":
+            self.pointwise = SharedMapEncoder(summary=e.patch_summary, **common)
         else:
-            self.pointwise = PointwiseEncoder(
-                n_lulc=cfg.n_lulc, n_scalars=cfg.n_scalars, lulc_dim=cfg.lulc_dim,
-                emb_dim=cfg.emb_dim, fusion=cfg.fusion, depths=cfg.depths, dims=cfg.dims,
-                scalar_hidden=cfg.scalar_hidden, drop_path_rate=cfg.drop_path_rate,
-                patch_summary=cfg.patch_summary, **cfg.temporal_kwargs(),
-            )
+            self.pointwise = PointwiseEncoder(fusion=e.fusion, patch_summary=e.patch_summary,
+                                              **common)
         self.edge_summary = None
-        if cfg.gnn == "none":
+        if not cfg.has_graph:
             self.gnn = None
-            head_in = cfg.emb_dim
+            head_in = e.emb_dim
         else:
-            self.gnn = GNNEncoder(cfg.emb_dim, cfg.gnn_hidden, cfg.gnn_layers, cfg.gnn,
-                                  cfg.heads, cfg.edge_dim, cfg.dropout)
-            head_in = cfg.gnn_hidden + (cfg.emb_dim if cfg.head_skip else 0)
-            if cfg.edge_summary:
-                self.edge_summary = EdgeSummary(cfg.edge_dim, cfg.emb_dim,
-                                                signed=cfg.edge_summary_signed,
-                                                robust=cfg.edge_summary_robust)
-        self.head = ReliabilityHead(head_in, cfg.head_hidden, cfg.dropout)
+            self.gnn = GNNEncoder(e.emb_dim, g.hidden, g.layers, g.kind, g.heads, g.edge_dim,
+                                  g.dropout)
+            head_in = g.hidden + (e.emb_dim if h.skip else 0)
+            if g.edge_summary:
+                self.edge_summary = EdgeSummary(g.edge_dim, e.emb_dim,
+                                                signed=g.edge_summary_signed,
+                                                robust=g.edge_summary_robust)
+        self.head = ReliabilityHead(head_in, h.hidden, h.dropout)
 
     @property
     def shared_map(self) -> bool:
-        return self.cfg.encoder == "shared-map"
+        return self.cfg.encoder.kind == "shared-map"
 
     def embed(self, patches: Tensor, scalars: Tensor) -> Tensor:
         """Stage 1 (patch encoder): ``[B, 4, P, P]``, ``[B, S]`` → embeddings ``[B, emb_dim]``."""
@@ -279,7 +165,7 @@ class ReliabilityModel(nn.Module):
 
     def graph_stage(self) -> GraphStage:
         """Stage 2 as a module sharing this model's weights (for ONNX export)."""
-        return GraphStage(self.gnn, self.head, self.cfg.head_skip, self.edge_summary)
+        return GraphStage(self.gnn, self.head, self.cfg.head.skip, self.edge_summary)
 
     def forward(self, patches: Tensor, scalars: Tensor, idx: Tensor | None = None,
                 mask: Tensor | None = None, edge_attr: Tensor | None = None) -> Tensor:
@@ -287,8 +173,8 @@ class ReliabilityModel(nn.Module):
 
     def flops_per_patch(self) -> int:
         """Analytic ConvNeXt FLOPs for one ``patch_px`` patch (see :func:`convnext_flops`)."""
-        return convnext_flops(3 + self.cfg.lulc_dim, self.cfg.depths, self.cfg.dims,
-                              self.cfg.patch_px)
+        e = self.cfg.encoder
+        return convnext_flops(3 + e.lulc_dim, e.depths, e.dims, e.patch_px)
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:

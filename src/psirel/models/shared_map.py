@@ -35,7 +35,7 @@ from psirel.models.convnext import ConvNeXt
 from psirel.models.lulc import lulc_indices
 from psirel.models.map_sampling import sample_at
 from psirel.models.summary_maps import SummaryMaps
-from psirel.models.temporal import TemporalScalars
+from psirel.models.temporal import scalar_branch
 
 FOOTPRINT_PX = 80
 FOOTPRINT_GRID = 4
@@ -77,15 +77,10 @@ class SharedMapEncoder(nn.Module):
         n_feat = sum(self.cnn.dims)
         self.sample_norm = nn.LayerNorm(n_feat, eps=1e-6)
         self.summary = SummaryMaps(n_lulc) if summary else None
-        self.temporal = (TemporalScalars(n_scalars, temporal_start, temporal_quantiles,
-                                         temporal_lags, temporal_extra, temporal_dim)
-                         if temporal else None)
-        n_in = (self.temporal.num_features if self.temporal is not None else n_scalars) \
-            + (self.summary.num_features if self.summary is not None else 0)
-        self.scalar_mlp = nn.Sequential(
-            nn.Linear(n_in, scalar_hidden), nn.GELU(),
-            nn.Linear(scalar_hidden, scalar_hidden), nn.GELU(),
-        )
+        self.temporal, self.scalar_mlp = scalar_branch(
+            n_scalars, self.summary.num_features if self.summary is not None else 0,
+            scalar_hidden, temporal, temporal_start, temporal_quantiles, temporal_lags,
+            temporal_extra, temporal_dim)
         self.proj = nn.Linear(n_feat + scalar_hidden, emb_dim)
         self.act = nn.GELU()
         step = footprint_px / grid

@@ -122,3 +122,17 @@ class TemporalScalars(nn.Module):
             parts.append(scalars[:, self.stop:])
         parts.append(self.encoder(scalars[:, self.start:self.stop]))
         return torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
+
+
+def scalar_branch(n_scalars: int, n_summary: int, hidden: int, temporal: bool,
+                  temporal_start: int = 0, temporal_quantiles: int = 16, temporal_lags: int = 6,
+                  temporal_extra: int = 5, temporal_dim: int = 32
+                  ) -> tuple[TemporalScalars | None, nn.Sequential]:
+    """The scalar branch both PW encoders share: the temporal block's embedding (None when
+    ``temporal`` is off) and a two-layer GELU MLP, ``hidden`` wide, over the scalars (the
+    block replaced by its embedding) and ``n_summary`` patch statistics."""
+    t = (TemporalScalars(n_scalars, temporal_start, temporal_quantiles, temporal_lags,
+                         temporal_extra, temporal_dim) if temporal else None)
+    n_in = (t.num_features if t is not None else n_scalars) + n_summary
+    return t, nn.Sequential(nn.Linear(n_in, hidden), nn.GELU(),
+                            nn.Linear(hidden, hidden), nn.GELU())
