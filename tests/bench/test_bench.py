@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+from psirel_testing import card_meta
 
 from psirel.bench.pipeline import STAGES, stages
 from psirel.bench.report import (
@@ -135,14 +136,14 @@ def test_median_after_warmup():
 
 def test_roofline_is_consistent():
     pytest.importorskip("torch")
-    from psirel.models.reliability import ModelConfig, ReliabilityModel
+    from psirel.models.reliability import ReliabilityModel
 
-    cfg = {"n_lulc": 7, "n_scalars": 13}
-    card = ModelCard(Path("."), {"config": cfg})
+    meta = card_meta()
+    card = ModelCard.parse(Path("."), meta)
     flops, source = flops_per_point(card)
-    assert flops == ReliabilityModel(ModelConfig.from_dict(cfg)).flops_per_patch()
+    assert flops == ReliabilityModel(card.config).flops_per_patch()
     assert "flops_per_patch" in source
-    recorded = ModelCard(Path("."), {"config": cfg, "flops_per_patch": 1_000_000})
+    recorded = ModelCard.parse(Path("."), {**meta, "flops_per_patch": 1_000_000})
     assert flops_per_point(recorded) == (1_000_000, "model.json flops_per_patch")
 
     assert achieved_gflops(12e6, 2500.0) == pytest.approx(30.0)

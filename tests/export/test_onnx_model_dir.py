@@ -11,11 +11,13 @@ import pytest
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
+from psirel_testing import card_meta, v1_config  # noqa: E402
+
 from psirel.errors import ModelError  # noqa: E402
 from psirel.export import onnx as export_onnx  # noqa: E402
 from psirel.export.onnx import ONNX_FILES, export_model, random_sample  # noqa: E402
 from psirel.model_dir import load_card, register_artifact, save_card, sha256_file  # noqa: E402
-from psirel.models.reliability import ModelConfig, ReliabilityModel  # noqa: E402
+from psirel.models.reliability import ReliabilityModel  # noqa: E402
 from psirel.train.checkpoint import save_weights  # noqa: E402
 
 TOL = 1e-4
@@ -39,15 +41,13 @@ def make_model_dir(path: Path, gnn: str, seed: int = 0) -> Path:
     path.mkdir(parents=True)
     torch.manual_seed(seed)
     # a slim ConvNeXt keeps the test fast; the trained fixture of tests/infer exports the full one
-    cfg = ModelConfig(n_lulc=6, n_scalars=5, gnn=gnn, depths=(1, 1, 1, 1), dims=(8, 16, 24, 32),
+    cfg = v1_config(n_lulc=6, n_scalars=5, gnn=gnn, depths=(1, 1, 1, 1), dims=(8, 16, 24, 32),
                       gnn_layers=2, edge_summary_signed=True, edge_summary_robust=True)
     save_weights(_spread(ReliabilityModel(cfg), seed), path / "weights.safetensors")
-    pw_cfg = ModelConfig.from_dict({**cfg.to_dict(), "gnn": "none"})
+    pw_cfg = cfg.replace(gnn="none")
     save_weights(_spread(ReliabilityModel(pw_cfg), seed + 1), path / "pointwise_only.safetensors")
-    meta = {"config": cfg.to_dict(), "threshold": 0.5,
-            "features": {"patch_px": 80, "k": 16, "r_max_m": 100.0},
-            "edge_scale": {"xy_m": 100.0, "height_m": 5.0, "velocity_mm_yr": 2.0},
-            "artifacts": {}}
+    meta = card_meta(cfg=cfg, pointwise_only=True, threshold=0.5,
+                     edge_scale={"xy_m": 100.0, "height_m": 5.0, "velocity_mm_yr": 2.0})
     for name in ("weights.safetensors", "pointwise_only.safetensors"):
         register_artifact(meta, path, name)
     save_card(path, meta)
@@ -76,7 +76,7 @@ def test_export_writes_checked_graphs(tmp_path, gnn):
     # independent check on other sizes (B, N, K) than traced and checked with
     from psirel.train.checkpoint import load_model
 
-    s = random_sample(card.meta, n=23, seed=7)
+    s = random_sample(card, n=23, seed=7)
     s.idx, s.mask, s.edge_attr = s.idx[:, :9], s.mask[:, :9], s.edge_attr[:, :9]
     model, pw_only = load_model(card), load_model(card, "pointwise_only")
     with torch.no_grad():

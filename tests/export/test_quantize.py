@@ -37,7 +37,7 @@ def model_copy(exported, tmp_path):
 
 
 def _calibration(model_dir: Path, n: int = 48, seed: int = 3):
-    s = random_sample(load_card(model_dir, verify=False).meta, n=n, seed=seed)
+    s = random_sample(load_card(model_dir, verify=False), n=n, seed=seed)
     return s.patches, s.scalars
 
 
@@ -54,11 +54,11 @@ def test_int8_is_registered_and_close_to_fp32(model_copy):
     assert ops["MatMulInteger"] == 4 and ops["DynamicQuantizeLinear"] == 4  # stages of ≥ 24 ch
 
     # other points than calibrated with, through the backends inference uses
-    s = random_sample(card.meta, n=23, seed=7)
+    s = random_sample(card, n=23, seed=7)
     fp32 = make_backend(card, threads=1)
     int8 = make_backend(card, threads=1, precision="int8")
     e32, e8 = fp32.embed(s.patches, s.scalars), int8.embed(s.patches, s.scalars)
-    assert e8.shape == e32.shape == (23, card.config["emb_dim"]) and e8.dtype == np.float32
+    assert e8.shape == e32.shape == (23, card.config.encoder.emb_dim) and e8.dtype == np.float32
     # Activations are rounded per call to 1/255 of their range, weights per output channel to
     # 1/254 of theirs; four quantised MatMuls feed the embedding, which ends up ~1 % of its
     # spread off (1.0 % measured on the trained model, 0.3 % here). 5 % leaves room and still

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from psirel_testing import v1_config
 
 from psirel.graph.knn import EDGE_FEATURES, UNIT_SCALE, edge_features, knn_table
 from psirel.graph.sampling import sample_subgraph
-from psirel.models.reliability import ModelConfig, ReliabilityModel
+from psirel.models.reliability import ReliabilityModel
 from psirel.train.loop import GraphData, node_statistics
 
 
@@ -24,7 +25,7 @@ def _data(n: int = 300, seed: int = 0) -> GraphData:
 
 def _model(**kw) -> ReliabilityModel:
     torch.manual_seed(0)
-    cfg = ModelConfig(n_lulc=3, n_scalars=3, depths=(1, 1, 1, 1), dims=(8, 8, 8, 8),
+    cfg = v1_config(n_lulc=3, n_scalars=3, depths=(1, 1, 1, 1), dims=(8, 8, 8, 8),
                       edge_dim=len(EDGE_FEATURES), **kw)
     return ReliabilityModel(cfg).eval()
 

@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 
-from psirel.compat import check_features, check_unknown_lulc
 from psirel.errors import ModelError
 from psirel.model_dir import load_card
 from psirel.train.checkpoint import load_model
@@ -18,7 +17,7 @@ def test_model_dir_contract(tiny_model):
                  "baselines/training_features.npz"):
         assert card.has(name)
     meta = card.meta
-    assert meta["config"]["gnn"] == "unimp"
+    assert meta["config"]["graph"]["kind"] == "unimp" and card.config.graph.kind == "unimp"
     assert set(meta["baselines"]) == {"coherence_threshold", "neighbour_consistency",
                                       "gradient_boosting"}
     assert 0.0 < card.threshold < 1.0
@@ -49,23 +48,23 @@ def test_evaluate_writes_metrics_and_figures(tiny_model, tiny_scene, tmp_path):
 
 def test_feature_mismatch_refused(tiny_model):
     card = load_card(tiny_model)
-    names = list(card.features["scalar_names"])
+    names = list(card.features.scalar_names)
     with pytest.raises(ModelError, match="feature config does not match"):
-        check_features(card, names[:-1], 61, 10.0)
+        card.check_features(names[:-1], 61, 10.0)
     with pytest.raises(ModelError, match="no date columns"):
-        check_features(card, names, 0, 10.0)
+        card.check_features(names, 0, 10.0)
     with pytest.raises(ModelError, match="30 m pixels"):
-        check_features(card, names, 61, 30.0)
-    check_features(card, names, 61, 10.0)  # the training configuration passes
+        card.check_features(names, 61, 30.0)
+    card.check_features(names, 61, 10.0)  # the training configuration passes
 
 
 def test_unknown_land_cover(tiny_model):
     card = load_card(tiny_model)
     seen = []
-    check_unknown_lulc(card, 10, 1000, warn=seen.append)
+    card.check_unknown_lulc(10, 1000, warn=seen.append)
     assert seen and "10 of 1000" in seen[0]
     with pytest.raises(ModelError, match="never saw"):
-        check_unknown_lulc(card, 900, 1000)
+        card.check_unknown_lulc(900, 1000)
 
 
 def test_training_is_deterministic(tiny_scene, tiny_model, tmp_path):

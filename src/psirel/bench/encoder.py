@@ -22,7 +22,7 @@ import numpy as np
 
 from psirel.bench.timing import Missing, put
 from psirel.infer.backends import Backend, OrtBackend
-from psirel.infer.scene import prepare
+from psirel.infer.prepared import prepare
 from psirel.model_dir import MODEL_JSON, ModelCard, load_card, sha256_file
 
 INT8_ONNX = "pointwise.int8.onnx"

@@ -28,10 +28,10 @@ def flops_per_point(card: ModelCard) -> tuple[int | Missing, str]:
     if isinstance(recorded, int | float) and recorded > 0:
         return int(recorded), "model.json flops_per_patch"
     try:
-        from psirel.models.reliability import ModelConfig, ReliabilityModel
+        from psirel.models.reliability import ReliabilityModel
     except ImportError:
         return Missing("model.json records no flops_per_patch and counting them needs torch"), ""
-    model = ReliabilityModel(ModelConfig.from_dict(card.config))
+    model = ReliabilityModel(card.config)
     return int(model.flops_per_patch()), "ReliabilityModel.flops_per_patch() (ConvNeXt only)"
 
 

@@ -130,7 +130,7 @@ def run_bench(out: Path | str, config: BenchConfig | None = None, *, model: Path
     else:
         shared = no_shared or assets.model(cache, train_scene, encoder="shared-map", **train_kw)
     result["models"] = {"patch": {"path": str(model), "source": source,
-                                  "config": {k: card.config.get(k) for k in
+                                  "config": {k: card.config.to_flat()[k] for k in
                                              ("gnn", "gnn_layers", "depths", "dims", "emb_dim")}},
                         "shared_map": str(shared) if isinstance(shared, Path) else None}
     result["scenes"] = {"train": str(train_scene) if train_scene else None,

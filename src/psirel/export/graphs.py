@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from psirel.graph.knn import EdgeScale, edge_features, knn_table
+from psirel.graph.knn import edge_features, knn_table
+from psirel.model_card import ModelCard
 from psirel.models.ensemble import CalibratedEnsemble
 
 OPSET = 17
@@ -34,16 +35,16 @@ class ExportSample:
     source: str            # how it was made, recorded in model.json
 
 
-def random_sample(meta: dict, n: int = 32, seed: int = 0) -> ExportSample:
-    """Random but realistic inputs for a model card's ``meta``: standardised channels ~N(0, 1),
+def random_sample(card: ModelCard, n: int = 32, seed: int = 0) -> ExportSample:
+    """Random but realistic inputs for a model card: standardised channels ~N(0, 1),
     land-cover indices from the model's vocabulary, a validity channel with some patches cut by
     a raster edge, and a kNN graph of ``n`` points scattered over 200 m × 200 m (so with the
     card's k and r_max most rows are full and some are not)."""
     rng = np.random.default_rng(seed)
-    cfg, feats = meta["config"], meta["features"]
-    p, s = int(cfg["patch_px"]), int(cfg["n_scalars"])
+    cfg, feats = card.config, card.features
+    p, s = cfg.encoder.patch_px, cfg.n_scalars
     patches = rng.standard_normal((n, 4, p, p)).astype(np.float32)
-    patches[:, 1] = rng.integers(0, int(cfg["n_lulc"]), (n, p, p))
+    patches[:, 1] = rng.integers(0, cfg.n_lulc, (n, p, p))
     patches[:, 3] = 1.0
     cut = rng.random(n) < 0.25          # a quarter of the patches run off a raster edge
     cols = rng.integers(p // 4, p // 2, n)
@@ -51,11 +52,11 @@ def random_sample(meta: dict, n: int = 32, seed: int = 0) -> ExportSample:
         patches[i, :, :, :cols[i]] = 0.0
     scalars = rng.standard_normal((n, s)).astype(np.float32)
     x, y = rng.uniform(0, 200, n), rng.uniform(0, 200, n)
-    table = knn_table(x, y, k=int(feats["k"]), r_max_m=float(feats["r_max_m"]))
-    scale = EdgeScale.from_json(meta["edge_scale"]) if "edge_scale" in meta else None
+    table = knn_table(x, y, k=feats.k, r_max_m=feats.r_max_m)
+    scale = card.edge_scale
     ea = edge_features(x, y, rng.normal(0, 10, n), rng.normal(0, 3, n), table.idx, table.mask,
                        scale, series_mm=rng.normal(0, 5, (n, 12)))
-    e = int(cfg.get("edge_dim", ea.shape[-1]))   # models built with fewer edge features
+    e = cfg.graph.edge_dim   # models built with fewer edge features
     ea = ea[..., :e] if e <= ea.shape[-1] else np.pad(ea, ((0, 0), (0, 0), (0, e - ea.shape[-1])))
     return ExportSample(patches, scalars, table.idx, table.mask, ea,
                         source=f"random ({n} points, seed {seed})")

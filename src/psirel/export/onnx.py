@@ -138,18 +138,18 @@ def export_model(model_dir: Path | str, *, sample: ExportSample | None = None,
         if card.has("pointwise_only.safetensors") else None
     files = ONNX_FILES if pw_only is not None else (PW_ONNX, GNN_ONNX)
     cfg = model.cfg
-    p = cfg.patch_px
+    p = cfg.encoder.patch_px
     shared = card.shared_map
     if shared:
         from psirel.export import shared_map as sm
 
         sample = sample if sample is not None else sm.random_window_sample(
-            cfg.n_lulc, cfg.n_scalars, int(card.features["k"]), cfg.edge_dim)
+            cfg.n_lulc, cfg.n_scalars, card.features.k, cfg.graph.edge_dim)
         pw_args, pw_names, batch = sm.trace_args(model), sm.WINDOW_INPUTS, sm.WINDOW_AXES
         pw_module, only_module = sm.WindowEncoder, sm.WindowPointwiseOnly
         out_axis = {0: "n"}
     else:
-        sample = sample if sample is not None else random_sample(card.meta)
+        sample = sample if sample is not None else random_sample(card)
         pw_args = (torch.randn(2, 4, p, p), torch.randn(2, cfg.n_scalars))
         pw_names = ["patches", "scalars"]
         batch = {"patches": {0: "batch"}, "scalars": {0: "batch"}}
@@ -170,7 +170,7 @@ def export_model(model_dir: Path | str, *, sample: ExportSample | None = None,
                          {"emb": {0: "n"}, **outs}, tmp / GNN_ONNX)
         else:
             nk = {0: "n", 1: "k"}
-            table = trace_table(len(sample.idx[0]), cfg.edge_dim)
+            table = trace_table(len(sample.idx[0]), cfg.graph.edge_dim)
             export_graph(Graph(model), (emb_trace, *table), list(GRAPH_INPUTS), GRAPH_OUTPUTS,
                          {"emb": {0: "n"}, "idx": nk, "mask": nk, "edge_attr": nk, **outs},
                          tmp / GNN_ONNX)

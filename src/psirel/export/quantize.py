@@ -92,7 +92,7 @@ def quantize_pointwise(model_dir: Path | str,
             raise ModelError(model_dir / name, "SHA-256 does not match model.json (file corrupt "
                                                "or replaced)")
     if calibration is None:
-        s = random_sample(card.meta, n=64)
+        s = random_sample(card, n=64)
         calibration, source = (s.patches, s.scalars), source or s.source
     patches, scalars = (np.ascontiguousarray(a, dtype=np.float32) for a in calibration)
     if len(patches) == 0 or len(patches) != len(scalars):
@@ -107,7 +107,7 @@ def quantize_pointwise(model_dir: Path | str,
     tmp = Path(tempfile.mkdtemp(prefix=".int8-export-", dir=model_dir))
     try:
         fp32 = tmp / "pointwise.channels_last.onnx"
-        p = model.cfg.patch_px
+        p = model.cfg.encoder.patch_px
         export_graph(Pointwise(model),
                      (torch.randn(2, 4, p, p), torch.randn(2, model.cfg.n_scalars)),
                      ["patches", "scalars"], "emb",

@@ -10,11 +10,11 @@ from safetensors.torch import load_file, save_file
 
 from psirel.errors import ModelError, first_line
 from psirel.io.atomic import atomic_path
-from psirel.model_dir import ModelCard
+from psirel.model_card import MODEL_JSON, WEIGHTS, ModelCard
 from psirel.models.ensemble import CalibratedEnsemble
-from psirel.models.reliability import ModelConfig, ReliabilityModel
+from psirel.models.reliability import ReliabilityModel
 
-WEIGHTS = {"model": "weights.safetensors", "pointwise_only": "pointwise_only.safetensors"}
+__all__ = ["WEIGHTS", "load_model", "load_predictor", "load_weights", "save_weights"]
 
 
 def save_weights(model: torch.nn.Module, path: Path) -> Path:
@@ -42,48 +42,25 @@ def load_weights(model: torch.nn.Module, path: Path) -> torch.nn.Module:
     return model
 
 
-def member_weights(card: ModelCard, variant: str = "model") -> list[str]:
-    """Weight files of a variant's ensemble members (one for models saved before ensembles)."""
-    if variant == "pointwise_only":
-        return [WEIGHTS[variant]]
-    return list(card.meta.get("ensemble", {}).get("weights", [WEIGHTS["model"]]))
-
-
-def calibration(card: ModelCard, variant: str = "model") -> dict:
-    """The variant's Platt calibration (``scale``, ``bias`` per member); identity when the card
-    predates calibration."""
-    n = len(member_weights(card, variant))
-    node = card.meta if variant == "model" else card.meta.get("pointwise_only", {})
-    cal = node.get("calibration") or {"method": "none", "scale": [1.0] * n, "bias": [0.0] * n}
-    if len(cal["scale"]) != n or len(cal["bias"]) != n:
-        raise ModelError(card.path / "model.json", f"calibration has {len(cal['scale'])} entries "
-                                                   f"for {n} ensemble members")
-    return cal
-
-
 def load_model(card: ModelCard, variant: str = "model", member: int = 0) -> ReliabilityModel:
     """Build the network described by a verified card and load its weights (eval mode).
 
     ``variant`` is ``"model"`` (PW encoder + GNN) or ``"pointwise_only"``; ``member`` the
     ensemble member (uncalibrated logits: :func:`load_predictor` is what inference runs).
     """
-    cfg = ModelConfig.from_dict(card.config)
-    names = member_weights(card, variant)
+    names = card.variant(variant).weights
     if not 0 <= member < len(names):
-        raise ModelError(card.path / "model.json", f"has no ensemble member {member}")
-    name = names[member]
-    if variant == "pointwise_only":
-        cfg = ModelConfig.from_dict({**card.config, "gnn": "none"})
+        raise ModelError(card.path / MODEL_JSON, f"has no ensemble member {member}")
     try:
-        model = ReliabilityModel(cfg)
+        model = ReliabilityModel(card.variant_config(variant))
     except (TypeError, ValueError, KeyError) as exc:
-        raise ModelError(card.path / "model.json", f"invalid architecture config ({exc})") from None
-    load_weights(model, card.artifact(name))
+        raise ModelError(card.path / MODEL_JSON, f"invalid architecture config ({exc})") from None
+    load_weights(model, card.artifact(names[member]))
     return model.eval()
 
 
 def load_predictor(card: ModelCard, variant: str = "model") -> CalibratedEnsemble:
     """Every member of a variant with its calibration: what inference runs (eval mode)."""
-    cal = calibration(card, variant)
-    members = [load_model(card, variant, i) for i in range(len(member_weights(card, variant)))]
-    return CalibratedEnsemble(members, cal["scale"], cal["bias"]).eval()
+    v = card.variant(variant)
+    members = [load_model(card, variant, i) for i in range(len(v.weights))]
+    return CalibratedEnsemble(members, list(v.scale), list(v.bias)).eval()

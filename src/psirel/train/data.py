@@ -20,7 +20,7 @@ from psirel.features.patches import PATCH_PX
 from psirel.features.scalars import scalar_features
 from psirel.graph.hilbert import spatial_order
 from psirel.graph.knn import NeighbourTable, knn_table
-from psirel.io.cloud_grid import open_cloud
+from psirel.io.cloud_grid import open_cloud, point_heights
 from psirel.io.points import PointCloud
 from psirel.io.rasters import RasterStack
 from psirel.io.schema import PointSchema
@@ -62,17 +62,14 @@ def load_inputs(points: Path | str, dem: Path | str, lulc: Path | str, amplitude
     try:
         if need_labels and cloud.labels is None:
             raise PsirelError(f"{points}: no label column '{label or 'reliable'}'")
-        height = cloud.height_m
-        if height is None or np.isnan(height).any():  # fill missing heights from the DEM
-            dem_h = stack.sample(cloud.x, cloud.y, "dem")
-            height = dem_h if height is None else np.where(np.isnan(height), dem_h, height)
+        height = point_heights(cloud, stack)
         feats, names = scalar_features(cloud.velocity_mm_yr, cloud.coherence, cloud.series_mm,
                                        cloud.dates)
         table = knn_table(cloud.x, cloud.y, k=k, r_max_m=r_max_m)
     except Exception:
         stack.close()
         raise
-    return CloudInputs(cloud, stack, np.asarray(height, np.float32), feats, names, table)
+    return CloudInputs(cloud, stack, height, feats, names, table)
 
 
 def build_patch_cache(inputs: CloudInputs, normalizer: Normalizer, cache_dir: Path,

@@ -15,10 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from psirel.baselines import BASELINES, load_baseline, load_training_features
-from psirel.compat import check_features, check_unknown_lulc
-from psirel.features.normalize import Normalizer
 from psirel.features.tiles import full_raster
-from psirel.graph.knn import EdgeScale
+from psirel.infer.prepared import PreparedCloud
 from psirel.io.atomic import atomic_path, atomic_write_text
 from psirel.io.schema import PointSchema
 from psirel.model_dir import load_card
@@ -68,7 +66,7 @@ def uncertainty_md(u: dict) -> str:
 
 def rebuild_baselines(card) -> dict:
     training = load_training_features(card.artifact("baselines/training_features.npz"))
-    return {name: load_baseline(card.meta["baselines"][name], training=training)
+    return {name: load_baseline(card.baseline(name), training=training)
             for name in BASELINES}
 
 
@@ -82,20 +80,20 @@ def evaluate(model_dir: Path, points: Path, dem: Path, lulc: Path, amplitude: Pa
     card = load_card(model_dir)
     f = card.features
     inputs = load_inputs(points, dem, lulc, amplitude, label=label, crs=crs, schema=schema,
-                         k=f["k"], r_max_m=f["r_max_m"], need_labels=True,
+                         k=f.k, r_max_m=f.r_max_m, need_labels=True,
                          **card.raster_options(lulc_legend))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(tempfile.mkdtemp(prefix=".cache-", dir=out))
     try:
-        check_features(card, inputs.scalar_names, len(inputs.cloud.dates), inputs.stack.pixel_m,
-                       lulc_legend=inputs.stack.lulc_legend)
-        normalizer = Normalizer.from_json(card.meta["normalizer"])
+        prepared = PreparedCloud.from_cloud(card, inputs.stack, inputs.cloud,
+                                            features=(inputs.scalars_raw, inputs.scalar_names))
+        normalizer = prepared.normalizer
         patches, n_unknown = build_patch_cache(inputs, normalizer, cache_dir)
-        check_unknown_lulc(card, n_unknown, inputs.n, warn=warn,
+        card.check_unknown_lulc(n_unknown, inputs.n, warn=warn,
                            codes=inputs.stack.unknown_lulc_codes)
         raster = full_raster(normalizer, inputs.stack) if card.shared_map else None
-        data = graph_data(inputs, patches, normalizer, EdgeScale.from_json(card.meta["edge_scale"]),
+        data = graph_data(inputs, patches, normalizer, prepared.edge_scale,
                           raster)
         y = inputs.labels
         everyone = np.arange(inputs.n)
@@ -104,11 +102,11 @@ def evaluate(model_dir: Path, points: Path, dem: Path, lulc: Path, amplitude: Pa
         thresholds = {"model": card.threshold}
         scores["pointwise_only"] = predict_ensemble(load_predictor(card, "pointwise_only"),
                                                     data, everyone)[0]
-        thresholds["pointwise_only"] = float(card.meta["pointwise_only"]["threshold"])
+        thresholds["pointwise_only"] = card.variant("pointwise_only").threshold
         pdata = build_point_data(inputs, patches, normalizer)
         for name, est in rebuild_baselines(card).items():
             scores[name] = est.predict_proba(pdata)[:, 1].astype(np.float32)
-            thresholds[name] = float(card.meta["baselines"][name].get("threshold_tuned", 0.5))
+            thresholds[name] = float(card.baseline(name).get("threshold_tuned", 0.5))
         metrics = {name: reliability_metrics(y, p, thresholds[name]) for name, p in scores.items()}
         result = {"model": metrics["model"],
                   "baselines": {k: v for k, v in metrics.items() if k != "model"},
@@ -127,7 +125,7 @@ def evaluate(model_dir: Path, points: Path, dem: Path, lulc: Path, amplitude: Pa
         dem_arr, _ = inputs.stack.read_window(0, 0, inputs.stack.height, inputs.stack.width)
         plot_map(dem_arr[0], inputs.stack.transform, inputs.cloud.x, inputs.cloud.y,
                  scores["model"], y, card.threshold, out / "map.png")
-        gnn = card.config.get("gnn")
+        gnn = card.config.graph.kind
         write_report(out, result, {"ROC": "roc.png", "Precision-recall": "pr.png",
                                    "Map": "map.png"},
                      extra_md=f"Model: `{Path(model_dir)}` (GNN: {gnn}); test points: "

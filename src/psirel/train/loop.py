@@ -11,61 +11,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
+from psirel.config import TrainSettings
 from psirel.features.tiles import crop, window_around
-from psirel.graph.knn import EDGE_FEATURES, EdgeScale, edge_features
+from psirel.graph.knn import EdgeScale, edge_features
 from psirel.graph.sampling import Subgraph, compact_batches, full_neighbourhood, sample_subgraph
-from psirel.model_dir import receptive_hops
 from psirel.models.reliability import ModelConfig, ReliabilityModel
 from psirel.report.metrics import reliability_metrics, tune_threshold
-
-
-@dataclass
-class TrainSettings:
-    """Hyper-parameters of ``psirel train`` (all recorded in model.json)."""
-
-    gnn: str = "unimp"
-    layers: int = 2
-    epochs: int = 12
-    batch_size: int = 256
-    fanout: tuple[int, ...] = (8, 4)
-    lr: float = 3e-3
-    weight_decay: float = 0.05
-    patience: int = 4
-    seed: int = 0
-    emb_dim: int = 64
-    hidden: int = 64
-    heads: int = 4
-    dropout: float = 0.1
-    fusion: str = "concat"
-    encoder: str = "shared-map"
-    patch_summary: bool = True
-    k: int = 16
-    r_max_m: float = 100.0
-    val_fraction: float = 0.2
-    ensemble: int = 3                     # independently seeded members (seed, seed + 1, ...)
-    pixel_m: float | None = None          # the model's grid; None: the first cloud's DEM's
-    lulc_legend: str | None = "auto"      # land-cover legend (None: raw codes, as before)
-    max_steps_per_epoch: int | None = None   # tests and demos cap an epoch's length
-    # Small training sets get more epochs: at least this many optimiser steps per member
-    # (not with max_steps_per_epoch). On three 10,000-point worlds, 20 epochs instead of 12
-    # raised the held-out AP at each training seed tried (README, "Results").
-    min_steps: int = 1800
-    ema: float = 0.0                      # decay of an exponential moving average of the
-                                          # weights, validated and kept instead (0 = off)
-    temporal: bool = True                 # embed the temporal block of the scalars with a
-                                          # TemporalEncoder (psirel.models.temporal)
-    device: str = "cpu"
-
-    def to_json(self) -> dict:
-        d = asdict(self)
-        d["fanout"] = list(self.fanout)
-        return d
 
 
 @dataclass
@@ -121,27 +78,6 @@ class GraphData:
         }
 
 
-def model_config(settings: TrainSettings, n_lulc: int, n_scalars: int, gnn: str) -> ModelConfig:
-    # The temporal block's position comes from the feature names, so it cannot drift from
-    # what scalar_features computes.
-    from psirel.features.scalars import SCALAR_FEATURES, TEMPORAL_START
-    from psirel.features.temporal import TEMPORAL_LAYOUT
-
-    if settings.temporal and n_scalars != len(SCALAR_FEATURES):
-        raise ValueError(f"{n_scalars} scalar columns, but the temporal encoder expects the "
-                         f"{len(SCALAR_FEATURES)} of psirel.features.scalars.SCALAR_FEATURES")
-    temporal = dict(temporal=settings.temporal, temporal_start=TEMPORAL_START,
-                    temporal_quantiles=TEMPORAL_LAYOUT["n_quantiles"],
-                    temporal_lags=TEMPORAL_LAYOUT["n_lags"],
-                    temporal_extra=TEMPORAL_LAYOUT["n_extra"]) if settings.temporal else {}
-    return ModelConfig(n_lulc=n_lulc, n_scalars=n_scalars, emb_dim=settings.emb_dim,
-                       fusion=settings.fusion, gnn=gnn, gnn_hidden=settings.hidden,
-                       gnn_layers=settings.layers, heads=settings.heads, dropout=settings.dropout,
-                       scalar_hidden=64, edge_dim=len(EDGE_FEATURES),
-                       patch_summary=settings.patch_summary, encoder=settings.encoder,
-                       edge_summary_signed=True, edge_summary_robust=True, **temporal)
-
-
 def subgraph_logits(model: ReliabilityModel, t: dict[str, torch.Tensor],
                     embed_batch: int | None = None) -> torch.Tensor:
     """Logits of every node of a subgraph; the PW encoder runs once per node (once per window
@@ -184,7 +120,7 @@ def predict_points(model: ReliabilityModel, data: GraphData, points: np.ndarray,
     """P(reliable) of ``points`` (their logits with ``logits=True``) with full L-hop
     neighbourhoods (exact, no sampling)."""
     model.eval()
-    hops = receptive_hops(model.cfg.to_dict())
+    hops = model.cfg.receptive_hops()
     out = np.empty(len(points), np.float32)
     for s in range(0, len(points), block):
         seeds = points[s:s + block]

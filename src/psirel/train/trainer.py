@@ -37,7 +37,7 @@ from psirel.io.grid import native_pixel_m
 from psirel.io.raster_sources import open_raster
 from psirel.io.rasters import LAYERS
 from psirel.io.schema import PointSchema
-from psirel.model_dir import receptive_hops, register_artifact, save_card, sha256_file
+from psirel.model_dir import register_artifact, save_card, sha256_file
 from psirel.progress import Silent
 from psirel.report.metrics import expected_calibration_error, reliability_metrics, tune_threshold
 from psirel.train.calibration import apply_platt, fit_platt
@@ -56,7 +56,6 @@ from psirel.train.loop import (
     TrainSettings,
     epochs_for,
     fit,
-    model_config,
     new_model,
     steps_for,
     val_logits,
@@ -229,7 +228,7 @@ def train_clouds(specs: list[CloudSpec], out: Path, *, settings: TrainSettings |
         variants = [("model", settings.gnn, settings.fanout, settings.ensemble),
                     ("pointwise_only", "none", (), 1)]
         for variant, gnn, fanout, n_members in variants:
-            cfg = model_config(settings, n_lulc, n_scalars, gnn)
+            cfg = settings.model_config(n_lulc, n_scalars, gnn)
             members = []
             for m in range(n_members):
                 s_m = dataclasses.replace(settings, seed=settings.seed + m)
@@ -275,7 +274,7 @@ def train_clouds(specs: list[CloudSpec], out: Path, *, settings: TrainSettings |
         from psirel.export.onnx import export_model, sample_from_graph_data
 
         cfg = results["model"][0]
-        hops = receptive_hops(cfg.to_dict())
+        hops = cfg.receptive_hops()
         int8_set = None
         if settings.encoder == "patch":  # INT8 applies to the patch encoder's MLPs
             from psirel.export.quantize import calibration_from_graph_data
