@@ -1,6 +1,7 @@
 """``psirel predict --dask``: tiles on a local Dask cluster give the single-process output, for
-every GNN type; failing tiles are retried or named; an interrupted run resumes; partitioned
-output; the CLI and a user's script start their own LocalCluster; clear errors."""
+every GNN type with the default encoder and for the patch encoder; failing tiles are retried or
+named; an interrupted run resumes; partitioned output; the CLI and a user's script start their
+own LocalCluster; clear errors."""
 
 from __future__ import annotations
 
@@ -36,8 +37,10 @@ class Case:
 
 @pytest.fixture(scope="module")
 def cases(trained, tmp_path_factory) -> dict[str, Case]:
-    """One model per GNN type with its scene and the single-process reference: unimp is the
-    shared ``trained`` model; gatv2 and gen are trained for one small step on a 600-point scene."""
+    """One model per GNN type with the default (shared-map) encoder, trained for one small
+    step on a 600-point scene (unimp with every other default too: the default model), plus
+    ``patch``: the shared ``trained`` patch-encoder model; each with its scene and the
+    single-process reference."""
     from psirel.scene.generate import generate_scene
     from psirel.train.loop import TrainSettings
     from psirel.train.trainer import train
@@ -47,14 +50,15 @@ def cases(trained, tmp_path_factory) -> dict[str, Case]:
     generate_scene(s, n_points=600, seed=7)
     small = (s / "points.gpkg", s / "dem.tif", s / "lulc.tif", s / "amplitude.tif")
     out = {}
-    for gnn in ("unimp", "gatv2", "gen"):
-        if gnn == "unimp":
+    for gnn in ("unimp", "gatv2", "gen", "patch"):
+        if gnn == "patch":
             model, inputs = trained.model, trained.inputs
         else:
             model, inputs = root / f"model_{gnn}", small
-            train(*inputs, model, settings=TrainSettings(
+            slim = {} if gnn == "unimp" else dict(emb_dim=16, hidden=16, ensemble=1)
+            train(*inputs, model, settings=TrainSettings(   # unimp: the default model
                 gnn=gnn, epochs=1, max_steps_per_epoch=1, batch_size=64, val_fraction=0.1,
-                emb_dim=16, hidden=16, encoder="patch"))
+                **slim))
         predict(model, *inputs, root / f"ref_{gnn}.gpkg", threads=1)
         out[gnn] = Case(model, inputs, read_output(root / f"ref_{gnn}.gpkg")["reliability"])
     return out
@@ -74,7 +78,7 @@ def check_equal(path: Path, case: Case) -> None:
     assert np.abs(got - case.reference).max() <= TOL
 
 
-@pytest.mark.parametrize("gnn", ["unimp", "gatv2", "gen"])
+@pytest.mark.parametrize("gnn", ["unimp", "gatv2", "gen", "patch"])
 def test_dask_tiles_equal_single_process(gnn, cases, client, tmp_path):
     case = cases[gnn]
     s = predict_tiled(case.model, *case.inputs, tmp_path / "pred.gpkg", dask=client,

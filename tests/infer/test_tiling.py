@@ -139,3 +139,17 @@ def test_reprojected_csv_points_read_by_box(trained, reference, tmp_path):
     got = read_output(tmp_path / "tiled.csv")["reliability"]
     assert np.abs(got - ref).max() <= TOL
     assert np.abs(ref - reference).max() <= 1e-4  # the same cloud, only stored otherwise
+
+
+def test_int8_tiles_equal_int8_whole_cloud(trained, model_copy, tmp_path):
+    pytest.importorskip("onnx")
+    from psirel.export.quantize import quantize_pointwise
+
+    model = model_copy()
+    quantize_pointwise(model)
+    predict(model, *trained.inputs, tmp_path / "ref.gpkg", threads=1, precision="int8")
+    s = predict_tiled(model, *trained.inputs, tmp_path / "tiled.gpkg", dask="sync",
+                      tile_m=640.0, precision="int8")
+    assert s["tiles"]["total"] >= 9
+    ref = read_output(tmp_path / "ref.gpkg")["reliability"]
+    assert np.abs(read_output(tmp_path / "tiled.gpkg")["reliability"] - ref).max() <= TOL

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from psirel.infer.shared_stage import tile_groups
+from psirel.infer.shared_stage import cell_groups, cell_window
 from psirel.models.map_sampling import sample_at
 from psirel.models.shared_map import SharedMapEncoder
 
@@ -44,14 +44,20 @@ def test_a_point_far_from_the_edges_barely_depends_on_the_window():
     assert torch.allclose(e_big, e_sub, atol=1e-3)
 
 
-def test_tile_groups_partition_the_points():
+def test_cell_groups_partition_the_points_and_windows_hold_their_cell():
     rng = np.random.default_rng(1)
     rows, cols = rng.uniform(0, 3000, 500), rng.uniform(-500, 2000, 500)
-    groups = tile_groups(rows, cols, 1024)
-    assert np.array_equal(np.sort(np.concatenate(groups)), np.arange(500))
-    for g in groups:
-        assert len(np.unique(np.floor(rows[g] / 1024))) == 1
-        assert len(np.unique(np.floor(cols[g] / 1024))) == 1
+    groups = cell_groups(rows, cols, 1024)
+    assert np.array_equal(np.sort(np.concatenate([g for _, g in groups])), np.arange(500))
+    for cell, g in groups:
+        assert set(np.floor(rows[g] / 1024)) == {cell[0]}
+        assert set(np.floor(cols[g] / 1024)) == {cell[1]}
+        win = cell_window(cell, 1024)
+        rc = win.local(rows[g], cols[g])
+        assert (rc >= 64).all() and (rc < 1024 + 64).all()   # context on every side
+        assert win.row0 % 32 == 0 and win.col0 % 32 == 0 and win.height == 1024 + 128
+    with pytest.raises(ValueError, match="multiple of 32"):
+        cell_groups(rows, cols, 100)
 
 
 def test_summary_maps_agree_with_the_patch_summary_at_a_pixel():

@@ -1,11 +1,18 @@
 """Stage 1 for a shared-feature-map model: one encoder call per raster window, not per point.
 
-A chunk of points (a run of the Hilbert order, so spatially compact) is split on a lattice of
-``tile_px``-pixel tiles aligned to the CNN's stride; each tile's points get one window
-(:func:`~psirel.features.tiles.window_around`: their extent plus context), which is read,
-normalised and passed with the points' positions to the encoder. The encoder's cost follows the
-window's area; the number of points in it only adds the sampling, so dense clouds are cheap.
-Memory per call is bounded by the tile size (a 1024-px tile with context is ~1,150² pixels).
+A chunk of points (a run of the Hilbert order, so spatially compact) is split on one global
+lattice of ``cell_px``-pixel cells of the DEM grid, aligned to the CNN's stride; each cell's
+points get one window: the whole cell plus :data:`~psirel.features.tiles.CONTEXT_PX` on every
+side (:func:`cell_window`), read, normalised and passed with the points' positions to the
+encoder. The window depends on the cell alone, never on which points, chunk or Dask tile asked
+for it, so a point's embedding is the same in every run: tiled = single process to float
+rounding, for this encoder as for the patch one. (A window fitted to the points' extent, as
+before, changed with the chunk and the tile; the ConvNeXt's receptive field, ~1,000 px, reaches
+the zero padding of any window of practical size, so outputs differed by up to 1.4e-3.)
+
+The encoder's cost follows the window's area; the number of points in it only adds the
+sampling, so dense clouds are cheap. A cell cut by a chunk boundary is encoded once per chunk.
+Memory per call is bounded by the cell: a 512-px cell with context is 640² pixels.
 """
 
 from __future__ import annotations
@@ -16,28 +23,36 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from psirel.features.tiles import ALIGN_PX, normalised_window, window_around
+from psirel.features.tiles import ALIGN_PX, CONTEXT_PX, AlignedBox, normalised_window
 
-TILE_PX = 1024
+CELL_PX = 512
 
 
-def tile_groups(rows: np.ndarray, cols: np.ndarray, tile_px: int = TILE_PX) -> list[np.ndarray]:
-    """Indices into ``rows``/``cols`` grouped by ``tile_px`` lattice tile, in a fixed order
-    (row-major over tiles, input order within one)."""
-    if tile_px % ALIGN_PX:
-        raise ValueError(f"tile_px must be a multiple of {ALIGN_PX}, got {tile_px}")
-    tr = np.floor(np.asarray(rows) / tile_px).astype(np.int64)
-    tc = np.floor(np.asarray(cols) / tile_px).astype(np.int64)
-    keys = np.stack([tr, tc], axis=1)
-    _, inverse = np.unique(keys, axis=0, return_inverse=True)
+def cell_groups(rows: np.ndarray, cols: np.ndarray, cell_px: int = CELL_PX
+                ) -> list[tuple[tuple[int, int], np.ndarray]]:
+    """``((cell_row, cell_col), indices into rows/cols)`` for each occupied ``cell_px`` lattice
+    cell, in a fixed order (row-major over cells, input order within one)."""
+    if cell_px % ALIGN_PX:
+        raise ValueError(f"cell_px must be a multiple of {ALIGN_PX}, got {cell_px}")
+    tr = np.floor(np.asarray(rows) / cell_px).astype(np.int64)
+    tc = np.floor(np.asarray(cols) / cell_px).astype(np.int64)
+    keys, inverse = np.unique(np.stack([tr, tc], axis=1), axis=0, return_inverse=True)
     order = np.argsort(inverse.ravel(), kind="stable")
     splits = np.flatnonzero(np.diff(inverse.ravel()[order])) + 1
-    return np.split(order, splits)
+    return [((int(k[0]), int(k[1])), g) for k, g in zip(keys, np.split(order, splits),
+                                                        strict=True)]
+
+
+def cell_window(cell: tuple[int, int], cell_px: int = CELL_PX,
+                context_px: int = CONTEXT_PX) -> AlignedBox:
+    """The encoder window of a lattice cell: the cell plus ``context_px`` on every side."""
+    return AlignedBox(cell[0] * cell_px - context_px, cell[1] * cell_px - context_px,
+                      cell_px + 2 * context_px, cell_px + 2 * context_px)
 
 
 def embed_windows(scene, be, chunks: list[np.ndarray], emb: np.ndarray, timer,
                   on_chunk: Callable[[int, int], None] | None = None,
-                  tile_px: int = TILE_PX) -> float:
+                  cell_px: int = CELL_PX) -> float:
     """Embed ``chunks`` (arrays of scene rows) into ``emb[rows]`` with the backend's
     ``embed_window(window [1, 4, H, W], rc [n, 2], scalars [n, S])``; the next window is read
     and normalised in a background thread while the encoder runs. After each chunk,
@@ -46,19 +61,20 @@ def embed_windows(scene, be, chunks: list[np.ndarray], emb: np.ndarray, timer,
     Returns the seconds spent reading and normalising windows (overlapped with encoding)."""
     c = scene.cloud
     row_px, col_px = scene.stack.to_pixel(c.x, c.y)
-    jobs = []                                    # (chunk index, rows of one window)
+    jobs = []                                    # (chunk index, rows of one window, cell)
     for j, rows in enumerate(chunks):
-        jobs += [(j, rows[g]) for g in tile_groups(row_px[rows], col_px[rows], tile_px)]
+        jobs += [(j, rows[g], cell) for cell, g in cell_groups(row_px[rows], col_px[rows],
+                                                               cell_px)]
     if not jobs:
         return 0.0
-    last_job = {j: i for i, (j, _) in enumerate(jobs)}
+    last_job = {j: i for i, (j, _, _) in enumerate(jobs)}
     unknown = dict.fromkeys(range(len(chunks)), 0)
     read_s = 0.0
 
     def read(i: int):
         t = time.perf_counter()
-        rows = jobs[i][1]
-        win = window_around(row_px[rows], col_px[rows])
+        _, rows, cell = jobs[i]
+        win = cell_window(cell, cell_px)
         window = normalised_window(scene.normalizer, scene.stack, win)
         rc = win.local(row_px[rows], col_px[rows])
         r, q = rc[:, 0].astype(np.int64), rc[:, 1].astype(np.int64)
@@ -67,7 +83,7 @@ def embed_windows(scene, be, chunks: list[np.ndarray], emb: np.ndarray, timer,
 
     with ThreadPoolExecutor(1, thread_name_prefix="psirel-windows") as pool:
         pending = pool.submit(read, 0)
-        for i, (j, rows) in enumerate(jobs):
+        for i, (j, rows, _) in enumerate(jobs):
             window, rc, n_unknown, dt = pending.result()
             read_s += dt
             if i + 1 < len(jobs):
