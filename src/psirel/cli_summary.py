@@ -14,6 +14,10 @@ def print_prediction(console: Console, s: dict) -> None:
                   f"({s['points_per_s']['total']:,.0f} points/s); "
                   f"peak memory {s['peak_rss_mb']:,.0f} MB")
     console.print(f"stages: {stages}")
+    fb = {k: v for k, v in s.get("fallbacks", {}).items() if v}
+    if fb:
+        console.print("fallbacks: " + ", ".join(f"{v:,} points {k.replace('_', ' ')}"
+                                                for k, v in fb.items()))
     tl = s.get("tiles")
     if tl:
         rss = s["worker_peak_rss_mb"]

@@ -97,6 +97,13 @@ class RasterMismatch(PsirelError):
         super().__init__(f"{path}: {reason}")
 
 
+class NoRasterData(PsirelError):
+    """A raster holds no data (nodata) under too many of the points to be trusted."""
+
+    def __init__(self, path: Path | str, reason: str):
+        super().__init__(f"{path}: {reason}")
+
+
 class LandCoverLegendError(PsirelError):
     """A land-cover legend that is unknown, or that cannot be told from a raster's codes."""
 

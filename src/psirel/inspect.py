@@ -21,11 +21,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import rasterio
 from pyproj import CRS, Transformer
 
-from psirel.errors import InvalidValues, PointsOutsideRasters
+from psirel.errors import InvalidValues, PointsOutsideRasters, UnreadableFile, first_line
 from psirel.io import legends
-from psirel.io.cloud_grid import check_points_inside  # noqa: F401  (re-exported)
+from psirel.io.cloud_grid import (  # check_points_inside re-exported
+    check_points_inside,  # noqa: F401
+    judge_nodata,
+    sample_rows,
+)
 from psirel.io.grid import Grid, utm_zone_name
 from psirel.io.points import PointCloud, read_points
 from psirel.io.profiles import profile_named
@@ -158,7 +163,7 @@ def inspect_inputs(points: Path | str, dem: Path | str | None = None,
         sx, sy = cloud.source_xy
         lat = _mean_latitude(cloud)
         ref_px = (grid.pixel_m, grid.pixel_m) if grid is not None else None
-        rasters, inside = [], {}
+        rasters, inside, data_warnings = [], {}, []
         for name, src in sources.items():
             rcrs = CRS.from_user_input(src.crs.to_wkt())
             if rcrs.equals(cloud.source_crs):
@@ -174,6 +179,9 @@ def inspect_inputs(points: Path | str, dem: Path | str | None = None,
             margin = HALF_PATCH_PX * (float(np.mean(ref_px)) / own_px if ref_px else 1.0)
             edge = np.minimum(np.minimum(row, src.height - row), np.minimum(col, src.width - col))
             inside[name] = ok
+            on = np.flatnonzero(ok)[sample_rows(int(ok.sum()))]
+            judge_nodata(paths[name], name, _nodata_under(src, paths[name], px, py, on),
+                         len(on), data_warnings.append)
             rasters.append(RasterReport(
                 name=name, path=paths[name], crs=_name(rcrs),
                 res=(float(abs(src.transform.a)), float(abs(src.transform.e))),
@@ -198,9 +206,24 @@ def inspect_inputs(points: Path | str, dem: Path | str | None = None,
         raise PointsOutsideRasters(cloud.path, int(unusable.sum()), len(cloud),
                                    cloud.ids[unusable], where)
     report = _report(cloud, rasters, unusable)
+    report.warnings += data_warnings
     report.grid = _grid_report(grid) if grid is not None else None
     report.lulc_legend = legend
     return report
+
+
+def _nodata_under(src, path: Path, px, py, rows: np.ndarray) -> int:
+    """How many of ``rows`` have nodata (or NaN) under them in ``src``, read from its data: a
+    truncated or corrupt file fails here, naming it, not later in ``predict``."""
+    if len(rows) == 0:
+        return 0
+    try:
+        xy = zip(np.asarray(px)[rows], np.asarray(py)[rows], strict=True)
+        vals = [v[0] for v in src.sample(xy, indexes=1, masked=True)]
+    except rasterio.errors.RasterioError as exc:
+        raise UnreadableFile(path, f"cannot read its data ({first_line(exc)})") from None
+    arr = np.ma.asarray(vals).astype(np.float64)
+    return int((np.ma.getmaskarray(arr) | ~np.isfinite(arr.filled(0.0))).sum())
 
 
 def _reproject(cloud: PointCloud, target: CRS | None) -> PointCloud:

@@ -145,6 +145,7 @@ def predict(model_dir: Path | str, points: Path | str, dem: Path | str, lulc: Pa
     sec["total"] = total
     summary.update({
         "points": scene.n, "output": str(out), "threshold": card.threshold,
+        "fallbacks": dict(scene.fallbacks),
         "unreliable_fraction": float(1.0 - pred.mean()) if scene.n else 0.0,
         "seconds": {k: round(v, 4) for k, v in sec.items()},
         "points_per_s": _rates(sec, summary, scene.n),
@@ -246,7 +247,16 @@ def run_stage1(scene: PreparedCloud, be: Backend, wd: WorkDir, chunk: int, progr
 
 def output_columns(rel: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
     """The columns every driver writes from ``rel`` ``[n, 2]`` (reliability, its ensemble std):
-    ``reliability``, ``reliability_std`` and ``reliable_pred`` at the model's threshold."""
+    ``reliability``, ``reliability_std`` and ``reliable_pred`` at the model's threshold.
+
+    The last check before anything is written: a probability that is not finite in [0, 1]
+    (NaN would read as "unreliable", as NaN ≥ threshold is False) stops the run."""
+    p = rel[:, 0]
+    bad = ~(np.isfinite(p) & (p >= 0.0) & (p <= 1.0)) | ~np.isfinite(rel[:, 1])
+    if bad.any():
+        raise PsirelError(f"{int(bad.sum())} of {len(p)} reliabilities are not finite numbers "
+                          f"in [0, 1] (first at row {int(np.flatnonzero(bad)[0])}); nothing was "
+                          "written. Please report this with the inputs")
     return {"reliability": rel[:, 0], "reliability_std": rel[:, 1],
             "reliable_pred": rel[:, 0] >= threshold}
 

@@ -55,6 +55,7 @@ class PreparedCloud:
     edge_scale: EdgeScale
     order: np.ndarray             # [N] Hilbert order of the points
     hops: int                     # GNN layers (0 without graph)
+    fallbacks: dict[str, int] = field(default_factory=dict)  # points given a stated fallback
 
     @property
     def n(self) -> int:
@@ -70,19 +71,24 @@ class PreparedCloud:
 
     @classmethod
     def from_cloud(cls, card: ModelCard, stack: RasterStack, cloud: PointCloud,
-                   features: tuple[np.ndarray, list[str]] | None = None) -> PreparedCloud:
+                   features: tuple[np.ndarray, list[str]] | None = None,
+                   warn: Callable[[str], None] | None = None) -> PreparedCloud:
         """Check a cloud read on the model's grid against the model and featurise it.
 
         ``features``: its scalar features and their names when already computed
-        (:func:`psirel.features.scalars.scalar_features` of the cloud)."""
+        (:func:`psirel.features.scalars.scalar_features` of the cloud). Heights are never NaN
+        (:func:`~psirel.io.cloud_grid.point_heights`: the fallbacks counted in ``fallbacks``,
+        told to ``warn``)."""
         feats, names = features or scalar_features(cloud.velocity_mm_yr, cloud.coherence,
                                                    cloud.series_mm, cloud.dates)
         card.check_features(names, len(cloud.dates), stack.pixel_m,
                             lulc_legend=stack.lulc_legend)
-        return cls(card=card, stack=stack, cloud=cloud, height_m=point_heights(cloud, stack),
+        fallbacks: dict[str, int] = {}
+        height = point_heights(cloud, stack, fallbacks, warn)
+        return cls(card=card, stack=stack, cloud=cloud, height_m=height,
                    scalars=card.normalizer.scalars(feats, names), normalizer=card.normalizer,
                    edge_scale=card.edge_scale, order=spatial_order(cloud.x, cloud.y),
-                   hops=card.receptive_hops())
+                   hops=card.receptive_hops(), fallbacks=fallbacks)
 
     def edge_attr(self, nodes: np.ndarray, idx: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Edge features of a subgraph over global ``nodes`` (local ``idx``)."""
@@ -123,7 +129,7 @@ def prepare(card: ModelCard, points: Path | str, dem: Path | str, lulc: Path | s
                               crs=crs, warn=warn, schema=schema)
     try:
         t0 = timer.add("read", t0)
-        prepared = PreparedCloud.from_cloud(card, stack, cloud)
+        prepared = PreparedCloud.from_cloud(card, stack, cloud, warn=warn)
         timer.add("features", t0)
         return prepared
     except Exception:

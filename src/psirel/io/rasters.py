@@ -238,6 +238,21 @@ class RasterStack:
         b = rasterio.transform.array_bounds(self.height, self.width, self.transform)
         return (b[0], b[1], b[2], b[3])
 
+    def dem_median_m(self, most_px: int = 512) -> float:
+        """Median height (m) of the DEM's valid pixels, from a read decimated to at most
+        ``most_px`` per side of the source itself (not the grid, so every tile gets the same
+        value); NaN when it has none."""
+        src = self._sources["dem"]
+        f = max(1, -(-max(src.height, src.width) // most_px))
+        try:
+            band = src.read(1, out_shape=(max(1, src.height // f), max(1, src.width // f)),
+                            masked=True)
+        except rasterio.errors.RasterioError as exc:
+            raise UnreadableFile(self.paths["dem"], first_line(exc)) from None
+        vals = np.ma.compressed(band).astype(np.float64)
+        vals = vals[np.isfinite(vals)]
+        return float(np.median(vals)) * self.dem_scale if vals.size else float("nan")
+
     def to_pixel(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fractional (row, col) of map coordinates on the grid; pixel centres at .5."""
         inv = ~self.transform
