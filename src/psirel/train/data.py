@@ -25,6 +25,16 @@ from psirel.io.points import PointCloud
 from psirel.io.rasters import RasterStack
 from psirel.io.schema import PointSchema
 
+MIN_LABELLED_POINTS = 100
+"""Fewest labelled points a training cloud may hold: with fewer, the spatial validation blocks
+keep a handful of points, and early stopping, the tuned threshold and Platt calibration follow
+noise."""
+MIN_PER_CLASS = 10
+"""Fewest reliable and fewest unreliable points a training run needs (over all its clouds)."""
+CLASSES = {1: "reliable (1)", 0: "unreliable (0)"}
+SPLIT_HINT = ("give more labelled points of both classes, spread over a wider area, or a "
+              "validation cloud (--clouds with a split column)")
+
 
 @dataclass
 class CloudInputs:
@@ -46,6 +56,47 @@ class CloudInputs:
         if self.cloud.labels is None:
             raise PsirelError(f"{self.cloud.path}: no label column (use --label NAME)")
         return self.cloud.labels
+
+
+def check_training_labels(path: Path | str, labels: np.ndarray, *,
+                          classes: bool = True) -> None:
+    """Refuse a cloud too small to train on and, with ``classes``, one with too few points of a
+    class: a one-line error before any training step instead of a traceback from threshold
+    tuning or scikit-learn after the first epoch. Several clouds are checked for classes together
+    (:func:`check_label_classes`): one of them may hold only reliable points."""
+    n = len(labels)
+    if n < MIN_LABELLED_POINTS:
+        raise PsirelError(f"{path}: {n} labelled point{'s' * (n != 1)}; training needs at "
+                          f"least {MIN_LABELLED_POINTS}")
+    if classes:
+        check_label_classes(path, labels)
+
+
+def check_label_classes(where: Path | str, labels: np.ndarray) -> None:
+    """Both classes, each at least :data:`MIN_PER_CLASS` times: the class-balanced loss, the
+    baselines and threshold tuning all need both."""
+    n_rel = int(np.count_nonzero(labels))
+    counts = {1: n_rel, 0: len(labels) - n_rel}
+    few = min(counts, key=lambda c: counts[c])
+    if counts[few] == 0:
+        raise PsirelError(f"{where}: every labelled point is {CLASSES[1 - few]}; training needs "
+                          "both classes")
+    if counts[few] < MIN_PER_CLASS:
+        raise PsirelError(f"{where}: only {counts[few]} of {len(labels)} labelled points are "
+                          f"{CLASSES[few]}; training needs at least {MIN_PER_CLASS} of each class")
+
+
+def check_split_labels(where: Path | str, y_train: np.ndarray, y_val: np.ndarray,
+                       buffer_m: float) -> None:
+    """Both classes on each side of the split: training seeds for the loss and the baselines,
+    validation points for early stopping, threshold tuning and calibration."""
+    for name, y in (("validation", y_val), ("training", y_train)):
+        if len(y) == 0:
+            raise PsirelError(f"{where}: no {name} point is left after the split (validation "
+                              f"blocks and a {buffer_m:g} m buffer around them); {SPLIT_HINT}")
+        if np.unique(y).size < 2:
+            raise PsirelError(f"{where}: all {len(y)} {name} points are {CLASSES[int(y[0])]}; "
+                              f"{name} needs both classes: {SPLIT_HINT}")
 
 
 def load_inputs(points: Path | str, dem: Path | str, lulc: Path | str, amplitude: Path | str,

@@ -24,7 +24,7 @@ from psirel.report.markdown import write_report
 from psirel.report.metrics import reliability_metrics
 from psirel.report.plots import plot_map, plot_pr, plot_roc
 from psirel.train.checkpoint import load_predictor
-from psirel.train.data import build_patch_cache, load_inputs
+from psirel.train.data import CLASSES, build_patch_cache, load_inputs
 from psirel.train.loop import predict_ensemble
 from psirel.train.point_data import build_point_data
 from psirel.train.trainer import graph_data
@@ -64,6 +64,17 @@ def uncertainty_md(u: dict) -> str:
             f"points (overall {u['error_rate']:.1%}).\n")
 
 
+def one_class_warning(path: Path | str, y: np.ndarray) -> str | None:
+    """The warning for test labels of a single class, else None. Evaluation goes on (unlike
+    training): how many known-good (or known-bad) points a model flags is a fair question,
+    answered by F1, ECE and the error rate; only the ranking metrics need both classes."""
+    if np.unique(y).size > 1:
+        return None
+    return (f"{path}: every labelled point is {CLASSES[int(y[0])]}; ROC-AUC, average precision "
+            "and balanced accuracy are undefined (NaN), and the ROC and precision-recall plots "
+            "are left out")
+
+
 def rebuild_baselines(card) -> dict:
     training = load_training_features(card.artifact("baselines/training_features.npz"))
     return {name: load_baseline(card.baseline(name), training=training)
@@ -82,6 +93,9 @@ def evaluate(model_dir: Path, points: Path, dem: Path, lulc: Path, amplitude: Pa
     inputs = load_inputs(points, dem, lulc, amplitude, label=label, crs=crs, schema=schema,
                          k=f.k, r_max_m=f.r_max_m, need_labels=True,
                          **card.raster_options(lulc_legend))
+    one_class = one_class_warning(points, inputs.labels)
+    if one_class:
+        warn(one_class)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(tempfile.mkdtemp(prefix=".cache-", dir=out))
@@ -120,14 +134,16 @@ def evaluate(model_dir: Path, points: Path, dem: Path, lulc: Path, amplitude: Pa
         order = ["model", "pointwise_only", "gradient_boosting", "neighbour_consistency",
                  "coherence_threshold"]
         curves = {k: (y, scores[k]) for k in order if k in scores}
-        plot_roc(curves, out / "roc.png")
-        plot_pr(curves, out / "pr.png")
+        figures = {}
+        if not one_class:
+            plot_roc(curves, out / "roc.png")
+            plot_pr(curves, out / "pr.png")
+            figures = {"ROC": "roc.png", "Precision-recall": "pr.png"}
         dem_arr, _ = inputs.stack.read_window(0, 0, inputs.stack.height, inputs.stack.width)
         plot_map(dem_arr[0], inputs.stack.transform, inputs.cloud.x, inputs.cloud.y,
                  scores["model"], y, card.threshold, out / "map.png")
         gnn = card.config.graph.kind
-        write_report(out, result, {"ROC": "roc.png", "Precision-recall": "pr.png",
-                                   "Map": "map.png"},
+        write_report(out, result, {**figures, "Map": "map.png"},
                      extra_md=f"Model: `{Path(model_dir)}` (GNN: {gnn}); test points: "
                               f"`{points}`; unknown land-cover points: {n_unknown}.\n\n"
                               + uncertainty_md(result["uncertainty"]))

@@ -49,7 +49,14 @@ from psirel.train.clouds import (
     pool_normalizers,
     uses_whole_clouds,
 )
-from psirel.train.data import CloudInputs, build_patch_cache, load_inputs
+from psirel.train.data import (
+    CloudInputs,
+    build_patch_cache,
+    check_label_classes,
+    check_split_labels,
+    check_training_labels,
+    load_inputs,
+)
 from psirel.train.loop import (
     GraphData,
     TrainPart,
@@ -130,11 +137,17 @@ def _splits(specs: list[CloudSpec], clouds: list[CloudInputs], settings: TrainSe
             train, val = sp.train, sp.val
             summary = {**sp.summary(), "validation": "spatial blocks"}
         out.append((train, val, summary))
-    if not any(v.any() for _, v, _ in out):
-        raise PsirelError("no validation point: the clouds are too small to hold out a block")
-    if not any(t.any() for t, _, _ in out):
-        raise PsirelError("no training point left after the validation blocks and buffer")
+    y_train = np.concatenate([c.labels[t] for c, (t, _, _) in zip(clouds, out, strict=True)])
+    y_val = np.concatenate([c.labels[v] for c, (_, v, _) in zip(clouds, out, strict=True)])
+    check_split_labels(_where(specs), y_train, y_val, settings.layers * settings.r_max_m)
     return out
+
+
+def _where(specs: list[CloudSpec]) -> str:
+    """How an error names the training data: the points file, or every cloud's."""
+    if len(specs) == 1:
+        return str(specs[0].points)
+    return f"the {len(specs)} clouds ({', '.join(Path(s.points).name for s in specs)})"
 
 
 def _calibrated(members: list, parts: list[TrainPart]) -> dict:
@@ -183,6 +196,7 @@ def train_clouds(specs: list[CloudSpec], out: Path, *, settings: TrainSettings |
                              r_max_m=settings.r_max_m, need_labels=True, pixel_m=pixel_m,
                              lulc_legend=spec.lulc_legend or settings.lulc_legend)
         try:
+            check_training_labels(spec.points, inputs.labels, classes=len(specs) == 1)
             c = inputs.cloud
             if clouds and inputs.scalar_names != clouds[0].scalar_names:
                 raise PsirelError(f"{spec.points}: its scalar features differ from "
@@ -195,6 +209,8 @@ def train_clouds(specs: list[CloudSpec], out: Path, *, settings: TrainSettings |
         finally:
             inputs.stack.close()
         clouds.append(inputs)
+    if len(specs) > 1:
+        check_label_classes(_where(specs), np.concatenate([c.labels for c in clouds]))
     splits = _splits(specs, clouds, settings)
     fitted = [i for i, s in enumerate(specs) if not uses_whole_clouds(specs) or s.split != "val"]
     counts = [clouds[i].n for i in fitted]
