@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,9 @@ from psirel.io.formats import CSVT_TO_DTYPE
 
 CSV_SNIFF_ROWS = 2000  # rows read to guess each CSV column's type
 DELIMITERS = ",;\t|"
+INT64 = np.iinfo(np.int64)
+FLOAT_EXACT = 2**53  # every integer up to this magnitude is exact as a float64
+_INT_RE = re.compile(r"[+-]?[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -174,7 +178,11 @@ def _header(src: TextSource) -> tuple[str, list[str], list[list[str]]]:
 
 def read_csv_columns(path: Path | TextSource) -> dict[str, np.ndarray]:
     """Every column of a delimited text file, typed (int64/float64/str, or as the ``.csvt``
-    sidecar says). Delimiter: ``,`` ``;`` tab or ``|``, whichever the header uses most."""
+    sidecar says). Delimiter: ``,`` ``;`` tab or ``|``, whichever the header uses most.
+
+    Integer columns never pass through float64 (which rounds beyond 2**53, and ids such as
+    9007199254740993 are that long): they are parsed as int64, kept as text beyond int64's
+    range, and a ``.csvt`` ``Integer`` holding a value beyond 32 bits becomes int64."""
     src = path if isinstance(path, TextSource) else TextSource(Path(path))
     delim, names, rows = _header(src)
     if not names:
@@ -182,47 +190,95 @@ def read_csv_columns(path: Path | TextSource) -> dict[str, np.ndarray]:
     if not rows:
         return {n: np.empty(0, dtype=np.float64) for n in names}
     declared = _read_csvt(src, len(names)) or [None] * len(names)
-    sniffed = [_sniff([r[j] for r in rows]) for j in range(len(names))]
-    kinds = []
-    for j, dt in enumerate(declared):
-        kind, empty = sniffed[j]
-        if dt is not None:
-            kinds.append("str" if dt.kind in "OM" else "num")
-        elif kind != "str" and empty:
-            return _read_csv_gdal(src)  # loadtxt cannot take empty numeric fields
-        else:
-            big = kind == "int" and any(abs(int(r[j])) >= 2**53 for r in rows)
-            kinds.append("str" if kind == "str" or big else "num")
-    num = [j for j, k in enumerate(kinds) if k == "num"]
-    txt = [j for j, k in enumerate(kinds) if k == "str"]
+    kinds = [_kind(dt, *_sniff([r[j] for r in rows])) for j, dt in enumerate(declared)]
     opts = dict(delimiter=delim, skiprows=1, comments=None, quotechar='"', ndmin=2)
+    if None in kinds:  # empty numeric fields in the first rows: loadtxt cannot take them
+        return _read_csv_gdal(src, declared, kinds, opts)
+    num, txt, ints = ([j for j, k in enumerate(kinds) if k == kind]
+                      for kind in ("num", "str", "int"))
     try:
         numbers = _loadtxt(src, usecols=num, dtype=np.float64, **opts) if num else None
         texts = _loadtxt(src, usecols=txt, dtype=str, **opts) if txt else None
+        integers = _integer_columns(src, ints, opts)
     except ValueError as exc:
         if "convert" in str(exc):  # an empty field or a word in a numeric column: GDAL copes
-            return _read_csv_gdal(src)
+            return _read_csv_gdal(src, declared, kinds, opts)
         raise UnreadableFile(src.path, first_line(exc).split(";")[0]) from None
     out: dict[str, np.ndarray] = {}
     for j, name in enumerate(names):
         dt = declared[j]
-        if kinds[j] == "num":
+        if kinds[j] == "int":
+            out[name] = _as_declared(integers[j], dt)
+        elif kinds[j] == "num":
             a = np.ascontiguousarray(numbers[:, num.index(j)])
-            if dt is not None:
-                out[name] = a.astype(dt) if dt.kind != "b" else a != 0
-            elif sniffed[j][0] == "int" and _integral(a):
-                out[name] = a.astype(np.int64)
-            else:
-                out[name] = a
+            out[name] = a if dt is None else a.astype(dt)
         else:
             s = texts[:, txt.index(j)]
             if dt is not None and dt.kind == "M":
                 out[name] = np.where(s == "", "NaT", s).astype(dt)
-            elif dt is None and sniffed[j][0] == "int":  # ints beyond 2**53
-                out[name] = s.astype(np.int64)
             else:
                 out[name] = s.astype(object)
     return out
+
+
+def _kind(declared: np.dtype | None, sniffed: str, empty: bool) -> str | None:
+    """How a column is parsed: ``'int'`` (exactly), ``'num'`` (float64), ``'str'``; None for
+    numbers with empty fields, which only GDAL's reader takes."""
+    if declared is not None:
+        return "str" if declared.kind in "OM" else "int" if declared.kind in "biu" else "num"
+    if sniffed != "str" and empty:
+        return None
+    return {"int": "int", "float": "num"}.get(sniffed, "str")
+
+
+def _integer_columns(src: TextSource, cols: list[int], opts: dict) -> dict[int, np.ndarray]:
+    """Integer columns by position, parsed straight to int64 (a tenth of a float parse's
+    time); a column holding anything else is re-read as text (:func:`_integers`), and one
+    that is then no integers either is float64 (a ``ValueError`` for an empty field or a
+    word, as for any numeric column)."""
+    if not cols:
+        return {}
+    try:
+        a = _loadtxt(src, usecols=cols, dtype=np.int64, **opts)
+        return {j: np.ascontiguousarray(a[:, i]) for i, j in enumerate(cols)}
+    except ValueError:  # 1.5, 1e3, an empty field, a value beyond int64
+        text = _loadtxt(src, usecols=cols, dtype=str, **opts)
+    out = {}
+    for i, j in enumerate(cols):
+        exact = _integers(text[:, i])
+        out[j] = exact if exact is not None else text[:, i].astype(np.float64)
+    return out
+
+
+def _integers(text: np.ndarray) -> np.ndarray | None:
+    """The exact values of a column of integer literals that may have empty fields: int64
+    when it has none and all fit; float64 with NaN where every value is exact as a float;
+    else the texts (object, None where empty). None when a value is no integer literal."""
+    vals = [v.strip() for v in text.tolist()]
+    full = [v for v in vals if v]
+    if not all(_INT_RE.fullmatch(v) for v in full):
+        return None
+    ints = [int(v) for v in full]
+    lo, hi = (min(ints), max(ints)) if ints else (0, 0)
+    if len(full) == len(vals) and INT64.min <= lo and hi <= INT64.max:
+        return np.array(ints, dtype=np.int64)
+    if len(full) < len(vals) and -FLOAT_EXACT <= lo and hi <= FLOAT_EXACT:
+        return np.array([float(v) if v else np.nan for v in vals], dtype=np.float64)
+    return np.array([v or None for v in vals], dtype=object)
+
+
+def _as_declared(a: np.ndarray, declared: np.dtype | None) -> np.ndarray:
+    """An exact integer column in its ``.csvt`` type: booleans, and ``Integer`` (int32) or
+    ``Integer(Int16)`` where every value fits; int64 where one does not (GDAL would clamp it),
+    and text or floats (values that are no int64) as they are."""
+    if declared is None or a.dtype != np.int64:
+        return a
+    if declared.kind == "b":
+        return a != 0
+    info = np.iinfo(declared)
+    if len(a) and (a.min() < info.min or a.max() > info.max):
+        return a
+    return a.astype(declared)
 
 
 def _loadtxt(src: TextSource, **kw) -> np.ndarray:
@@ -232,16 +288,31 @@ def _loadtxt(src: TextSource, **kw) -> np.ndarray:
         return np.loadtxt(f, **kw)
 
 
-def _integral(a: np.ndarray) -> bool:
-    return bool(np.isfinite(a).all() and (np.abs(a) < 2**53).all() and (a == np.round(a)).all())
-
-
-def _read_csv_gdal(src: TextSource) -> dict[str, np.ndarray]:
-    """Slow but forgiving: GDAL's CSV driver (empty fields become NaN / None)."""
+def _read_csv_gdal(src: TextSource, declared: list[np.dtype | None], kinds: list[str | None],
+                   opts: dict) -> dict[str, np.ndarray]:
+    """Slow but forgiving: GDAL's CSV driver (empty fields become NaN / None). Its integer
+    columns are re-parsed from the text: GDAL clamps a csvt ``Integer`` beyond 32 bits and
+    makes an integer column with empty fields float64."""
     try:
-        meta, _, _, fields = pyogrio.raw.read(
-            src.gdal_path, read_geometry=False, HEADERS="YES", AUTODETECT_TYPE="YES",
-            AUTODETECT_SIZE_LIMIT="0", EMPTY_STRING_AS_NULL="YES", KEEP_GEOM_COLUMNS="YES")
+        with warnings.catch_warnings():  # the clamped values are replaced below
+            warnings.filterwarnings("ignore", "Field .* integer overflow", RuntimeWarning)
+            meta, _, _, fields = pyogrio.raw.read(
+                src.gdal_path, read_geometry=False, HEADERS="YES", AUTODETECT_TYPE="YES",
+                AUTODETECT_SIZE_LIMIT="0", EMPTY_STRING_AS_NULL="YES", KEEP_GEOM_COLUMNS="YES")
     except Exception as exc:
         raise UnreadableFile(src.path, first_line(exc)) from None
-    return {str(n): v for n, v in zip(meta["fields"], fields, strict=True)}
+    out = {str(n): v for n, v in zip(meta["fields"], fields, strict=True)}
+    names = list(out)
+    ints = [j for j, (dt, k) in enumerate(zip(declared, kinds, strict=True))
+            if (dt is not None and dt.kind in "biu") or k is None or k == "int"]
+    if not ints or len(names) != len(kinds):
+        return out
+    try:
+        text = _loadtxt(src, usecols=ints, dtype=str, **opts)
+    except ValueError:  # rows GDAL copes with but numpy does not: GDAL's values stand
+        return out
+    for i, j in enumerate(ints):
+        exact = _integers(text[:, i])
+        if exact is not None:
+            out[names[j]] = _as_declared(exact, declared[j])
+    return out
