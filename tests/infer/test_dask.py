@@ -86,7 +86,7 @@ def test_dask_tiles_equal_single_process(gnn, cases, client, tmp_path):
     assert s["tiles"]["total"] >= 9 and s["tiles"]["computed"] == s["tiles"]["total"]
     check_equal(tmp_path / "pred.gpkg", case)
     assert len(s["worker_peak_rss_mb"]) == 2  # both workers took tiles
-    assert not (tmp_path / ".psirel-tiles-pred").exists()  # own work dir removed
+    assert not (tmp_path / ".psirel-tiles-pred.gpkg").exists()  # own work dir removed
 
 
 def test_workers_import_no_torch(cases, client, tmp_path):

@@ -78,7 +78,7 @@ def test_naive_equals_two_stage(trained, two_stage, tmp_path):
     assert be_two.embedded == summary["points"] == 2000
     assert be.embedded > be_two.embedded
     assert s["nodes_per_seed"] == pytest.approx(be.embedded / 2000, rel=1e-3)
-    assert not (tmp_path / ".psirel-work-naive").exists()
+    assert not (tmp_path / ".psirel-work-naive.gpkg").exists()
 
 
 def test_output_keeps_input_attributes(trained, two_stage):
@@ -106,7 +106,7 @@ def test_summary_and_work_dir_cleanup(two_stage):
     assert summary["points_per_s"]["encoder"] > 0 and summary["peak_rss_mb"] > 0
     # the default work dir sat beside the output and is gone after success
     wd = Path(summary["work_dir"])
-    assert wd.name == ".psirel-work-pred" and wd.parent == Path(summary["output"]).parent
+    assert wd.name == ".psirel-work-pred.gpkg" and wd.parent == Path(summary["output"]).parent
     assert not wd.exists()
 
 

@@ -35,7 +35,7 @@ def test_resume_after_stage1_interruption(trained, reference, tmp_path):
         predict(trained.model, *trained.inputs, out, backend=first,
                 progress=Interrupt("patches + encoder"), **OPTS)
     assert not out.exists()
-    wd = tmp_path / ".psirel-work-pred"  # the default work dir stays after a failure
+    wd = tmp_path / ".psirel-work-pred.gpkg"  # the default work dir stays after a failure
     assert json.loads((wd / "manifest.json").read_text())["stage1"]["done"] == [0]
     assert first.embedded == 512
 

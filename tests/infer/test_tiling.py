@@ -92,6 +92,20 @@ def test_tile_size_checks_and_automatic_size():
     assert tight < big  # the memory budget bounds a tile's points
 
 
+def test_only_occupied_cells_are_enumerated():
+    """Two clusters 1,000 km apart with 1 m tiles: 10^12 cells, of which a handful hold points
+    (enumerating every cell would need terabytes)."""
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.uniform(0, 3, 20), rng.uniform(1e6, 1e6 + 3, 20)])
+    y = np.concatenate([rng.uniform(0, 3, 20), rng.uniform(1e6, 1e6 + 3, 20)])
+    plan = plan_tiles(x, y, tile_m=1.0, halo_m=2.0)
+    assert len(plan.tiles) <= 18
+    core = np.concatenate([t.rows[t.core] for t in plan.tiles])
+    assert np.array_equal(np.sort(core), np.arange(40))
+    for t in plan.tiles:                    # halos never reach the other cluster
+        assert (np.abs(x[t.rows] - x[t.rows[t.core][0]]) < 10).all()
+
+
 def test_match_rows_pairs_by_coordinates_in_reading_order():
     xp = np.array([1.0, 2.0, 2.0, 3.0])
     yp = np.array([5.0, 6.0, 6.0, 7.0])  # rows 1 and 2 share a position
@@ -124,14 +138,19 @@ def test_tiled_equals_whole_cloud_and_a_smaller_halo_does_not(trained, reference
     assert (cut_diff > TOL).any()
 
 
-def test_reprojected_csv_points_read_by_box(trained, reference, tmp_path):
-    """Points in lon/lat CSV (no spatial index: read, then filtered): tiles pick their points
-    by a box in the file's CRS and pair them with the plan."""
+def test_reprojected_csv_points_handed_to_the_tiles(trained, reference, tmp_path, monkeypatch):
+    """Points in lon/lat CSV (no spatial index): each task gets its tile's points from the
+    driver instead of reading the whole file again."""
     c = read_points(trained.inputs[0])
     lon, lat = Transformer.from_crs(c.crs, "EPSG:4326", always_xy=True).transform(c.x, c.y)
     pts = write_points(tmp_path / "points.csv", lon, lat, "EPSG:4326", c.attributes)
     inputs = (pts, *trained.inputs[1:])
     predict(trained.model, *inputs, tmp_path / "ref.csv", threads=1)
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("a tile read the CSV")
+
+    monkeypatch.setattr("psirel.infer.tiling.read_points", no_reading)
     s = predict_tiled(trained.model, *inputs, tmp_path / "tiled.csv", dask="sync",
                       tile_m=900.0)
     assert s["tiles"]["total"] >= 4

@@ -63,7 +63,7 @@ def run_predict(model: Path, scene: Path, out: Path, *, strategy: str = "two-sta
 def remove_output(out: Path) -> None:
     for p in out.parent.glob(f"{out.stem}.*"):
         p.unlink(missing_ok=True)
-    shutil.rmtree(out.parent / f".psirel-work-{out.stem}", ignore_errors=True)
+    shutil.rmtree(out.parent / f".psirel-work-{out.name}", ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------- naive vs 2-stage

@@ -41,6 +41,7 @@ from psirel.infer.executors import (  # noqa: F401  (re-exported: the driver's e
     SyncExecutor,
     make_executor,
 )
+from psirel.infer.manifest import run_inputs_key
 from psirel.infer.pipeline import (
     BLOCK_POINTS,
     EMBED_BATCH,
@@ -59,8 +60,8 @@ from psirel.infer.tiling import (
     halo_for,
     plan_tiles,
     tile_bytes_per_point,
+    tile_tasks,
 )
-from psirel.infer.workdir import file_identity
 from psirel.io.atomic import check_writable
 from psirel.io.cloud_grid import open_cloud
 from psirel.io.formats import format_of
@@ -164,7 +165,7 @@ def predict_tiled(model_dir: Path | str, points: Path | str, dem: Path | str,
         halo = halo_for(card) if halo_m is None else float(halo_m)
         chunk = chunk_points or chunk_points_for(memory_gb, card.features.patch_px)
         wd_path = Path(work_dir) if work_dir is not None else \
-            out.resolve().parent / f".psirel-tiles-{out.name if partitioned else out.stem}"
+            out.resolve().parent / f".psirel-tiles-{out.name}"
         key = run_key(card, points, (dem, lulc, amplitude), crs, n, device, chunk,
                       block_points, out if partitioned else None, precision, schema)
         if tile_m is None:
@@ -181,7 +182,7 @@ def predict_tiled(model_dir: Path | str, points: Path | str, dem: Path | str,
             check_parts_dir(out, resuming=work.resumed)
             out.mkdir(parents=True, exist_ok=True)
         done = _valid_done(work, plan, out if partitioned else None)
-        tasks = _tasks(plan, card, cloud, points, (dem, lulc, amplitude), crs, chunk,
+        tasks = tile_tasks(plan, card, cloud, points, (dem, lulc, amplitude), crs, chunk,
                        block_points, device, task_threads, out, partitioned,
                        tile_hook, skip=done, precision=precision,
                        raster_options=raster_options,
@@ -215,6 +216,8 @@ def predict_tiled(model_dir: Path | str, points: Path | str, dem: Path | str,
         timer.add("report", t0)
     if work_dir is None:
         work.remove()
+    else:
+        work.close()  # the lock; the user's folder keeps the finished tiles
     timer.seconds["total"] = time.perf_counter() - t_start
     summary = _summary(executor, plan, work, results, card, out, device, timer, n_unknown,
                        n_reliable, n)
@@ -226,10 +229,8 @@ def run_key(card: ModelCard, points, rasters, crs, n: int, device: str, chunk: i
             schema: PointSchema | None = None) -> dict:
     """What a tiled run's work dir depends on (the tiling is added once planned)."""
     return {
-        "model": sha256_file(card.path / MODEL_JSON),
-        "points": file_identity(points),
-        "rasters": {k: file_identity(p) for k, p in zip(("dem", "lulc", "amplitude"), rasters,
-                                                         strict=True)},
+        **run_inputs_key(card.path / MODEL_JSON, points,
+                         dict(zip(("dem", "lulc", "amplitude"), rasters, strict=True))),
         "crs": None if crs is None else str(crs), "n_points": int(n),
         "schema": (schema or PointSchema()).to_json(),
         "backend": f"onnx/{device}" + ("/int8" if precision == "int8" else ""),
@@ -316,33 +317,6 @@ def _valid_done(work: TileWork, plan: TilePlan, parts: Path | None) -> set[int]:
         else:
             del work.done[t.id]
     return ok
-
-
-def _tasks(plan: TilePlan, card: ModelCard, cloud, points, rasters, crs, chunk: int,
-           block: int, device: str, threads: int | None, out: Path, partitioned: bool,
-           hook, skip: set[int], precision: str = "fp32",
-           raster_options: dict | None = None,
-           schema: PointSchema | None = None) -> list[TileTask]:
-    sx, sy = cloud.source_xy
-    sha = sha256_file(card.path / MODEL_JSON)
-    tasks = []
-    for t in plan.tiles:
-        if t.id in skip:
-            continue
-        r = t.rows
-        box = (float(sx[r].min()), float(sy[r].min()), float(sx[r].max()), float(sy[r].max()))
-        pad = 1e-7 * max(1.0, *map(abs, box))  # the reader's box: a hair larger, never smaller
-        tasks.append(TileTask(
-            tile=t.id, model_dir=str(card.path.resolve()), model_sha256=sha,
-            points=str(Path(points).resolve()),
-            rasters=tuple(str(Path(p).resolve()) for p in rasters), crs=crs,
-            rows=r, core=t.core, xy=np.column_stack([cloud.x[r], cloud.y[r]]), box=t.box,
-            src_bbox=(box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad),
-            chunk=chunk, block=block, threshold=float(card.threshold), device=device,
-            threads=threads, hook=hook, precision=precision,
-            raster_options=raster_options or {}, schema=schema,
-            part=str(out.resolve() / part_name(t.id)) if partitioned else None))
-    return tasks
 
 
 def _run(executor, tasks: list[TileTask], work: TileWork, retries: int,

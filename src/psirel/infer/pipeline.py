@@ -29,15 +29,16 @@ from psirel.errors import PsirelError
 from psirel.features.normalize import N_PATCH_CHANNELS
 from psirel.graph.sampling import full_neighbourhood
 from psirel.infer.backends import Backend, make_backend
+from psirel.infer.manifest import run_inputs_key
 from psirel.infer.naive import predict_naive
 from psirel.infer.prepared import PreparedCloud, Silent, Timer, prepare
 from psirel.infer.quicklook_step import write_prediction_report
 from psirel.infer.shared_stage import embed_windows
-from psirel.infer.workdir import WorkDir, file_identity
+from psirel.infer.workdir import WorkDir
 from psirel.io.atomic import check_writable
 from psirel.io.points import write_predictions
 from psirel.io.schema import PointSchema
-from psirel.model_dir import MODEL_JSON, ModelCard, load_card, sha256_file
+from psirel.model_dir import MODEL_JSON, ModelCard, load_card
 
 STRATEGIES = ("two-stage", "naive")
 EMBED_BATCH = 256        # patches per encoder call
@@ -74,7 +75,7 @@ def predict(model_dir: Path | str, points: Path | str, dem: Path | str, lulc: Pa
         out: output file; format from the extension (gpkg, shp, fgb, csv, parquet); atomic.
         backend: ``"onnx"`` (default, no torch needed), ``"torch"``, or a backend object.
         strategy: ``"two-stage"`` (resumable) or ``"naive"`` (reference, recomputes shared nodes).
-        work_dir: folder for embeddings and the manifest; default ``.psirel-work-<stem>`` beside
+        work_dir: folder for embeddings and the manifest; default ``.psirel-work-<out name>`` beside
             ``out``, removed after success (a given ``work_dir`` is kept).
         memory_gb: memory budget (GiB) that sizes stage-1 chunks (see :func:`chunk_points_for`).
         threads: intra-op threads of the backend (None: all cores).
@@ -120,7 +121,7 @@ def predict(model_dir: Path | str, points: Path | str, dem: Path | str, lulc: Pa
             key = run_key(card, points, dem, lulc, amplitude, scene.n, crs, summary, chunk,
                           block_points, schema)
             wd_path = Path(work_dir) if work_dir is not None else \
-                out.resolve().parent / f".psirel-work-{out.stem}"
+                out.resolve().parent / f".psirel-work-{out.name}"
             wd = WorkDir(wd_path, key, restart=restart)
             summary["work_dir"] = str(wd.path)
             summary.update(run_stage1(scene, be, wd, chunk, progress, timer, warn))
@@ -137,6 +138,8 @@ def predict(model_dir: Path | str, points: Path | str, dem: Path | str, lulc: Pa
             timer.add("report", t0)
     finally:
         scene.stack.close()
+        if wd is not None:
+            wd.close()  # the lock; the files stay for a resume
     if wd is not None and own_wd:  # a folder the user named is theirs to remove
         wd.remove()
     total = time.perf_counter() - t_start
@@ -159,10 +162,8 @@ def run_key(card: ModelCard, points, dem, lulc, amplitude, n: int, crs, summary:
     """What a work dir's content depends on (see :mod:`psirel.infer.workdir`): a changed
     column map or units (``schema``) reads other values, so it never resumes."""
     return {
-        "model": sha256_file(card.path / MODEL_JSON),
-        "points": file_identity(points),
-        "rasters": {name: file_identity(p) for name, p in
-                    (("dem", dem), ("lulc", lulc), ("amplitude", amplitude))},
+        **run_inputs_key(card.path / MODEL_JSON, points,
+                         {"dem": dem, "lulc": lulc, "amplitude": amplitude}),
         "crs": None if crs is None else str(crs),
         "schema": (schema or PointSchema()).to_json(),
         "n_points": int(n),

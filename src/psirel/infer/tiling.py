@@ -36,7 +36,9 @@ from psirel.errors import ModelError, PsirelError
 from psirel.infer.backends import make_backend
 from psirel.infer.pipeline import output_columns, peak_rss_mb, predict_seeds
 from psirel.infer.prepared import PreparedCloud, Timer
-from psirel.io.points import read_points, write_predictions
+from psirel.io.formats import OGR_DRIVERS, read_format_of
+from psirel.io.partitioned import part_name
+from psirel.io.points import PointCloud, read_points, write_predictions
 from psirel.io.rasters import RasterStack
 from psirel.io.schema import PointSchema
 from psirel.model_dir import MODEL_JSON, ModelCard, load_card, sha256_file
@@ -154,18 +156,24 @@ def plan_tiles(x: np.ndarray, y: np.ndarray, tile_m: float, halo_m: float) -> Ti
     iy = np.minimum(((y - y0) // tile_m).astype(np.int64), nrows - 1)
     cell = iy * ncols + ix
     by_cell = np.argsort(cell, kind="stable")
-    bounds = np.searchsorted(cell[by_cell], np.arange(ncols * nrows + 1))
+    sorted_cells = cell[by_cell]
+    # only occupied cells are enumerated: a small --tile-m over a large extent has few of them
+    occupied, starts = np.unique(sorted_cells, return_index=True)
+    ends = np.append(starts[1:], len(sorted_cells))
     grow = halo_m * (1 + HALO_SLACK) + HALO_SLACK
     reach = int(np.ceil(grow / tile_m)) + 1  # cells a box can reach beyond its own
     tiles = []
-    for c in np.flatnonzero(np.diff(bounds)):
+    for c, start, end in zip(occupied.tolist(), starts, ends, strict=True):
         cx, cy = int(c % ncols), int(c // ncols)
-        core = by_cell[bounds[c]:bounds[c + 1]]
+        core = by_cell[start:end]
         box = (float(x[core].min() - grow), float(y[core].min() - grow),
                float(x[core].max() + grow), float(y[core].max() + grow))
-        near = [by_cell[bounds[r * ncols + q]:bounds[r * ncols + q + 1]]
-                for r in range(max(cy - reach, 0), min(cy + reach + 1, nrows))
-                for q in range(max(cx - reach, 0), min(cx + reach + 1, ncols))]
+        q0, q1 = max(cx - reach, 0), min(cx + reach, ncols - 1)
+        near = []
+        for r in range(max(cy - reach, 0), min(cy + reach + 1, nrows)):
+            # cells q0..q1 of row r are consecutive ids: one slice of the sorted points
+            lo, hi = np.searchsorted(sorted_cells, [r * ncols + q0, r * ncols + q1 + 1])
+            near.append(by_cell[lo:hi])
         cand = np.concatenate(near)
         rows = np.sort(cand[in_box(x[cand], y[cand], box)])
         tiles.append(Tile(id=int(c), cell=(cx, cy), rows=rows, core=cell[rows] == c, box=box))
@@ -190,6 +198,37 @@ def match_rows(x_read: np.ndarray, y_read: np.ndarray, x_plan: np.ndarray,
     return perm
 
 
+def tile_tasks(plan: TilePlan, card: ModelCard, cloud, points, rasters, crs, chunk: int,
+           block: int, device: str, threads: int | None, out: Path, partitioned: bool,
+           hook, skip: set[int], precision: str = "fp32",
+           raster_options: dict | None = None,
+           schema: PointSchema | None = None) -> list[TileTask]:
+    """One task per tile of ``plan`` not in ``skip``: points in the file's CRS box, the tile's
+    own points for a file without spatial index, the part file when ``partitioned``."""
+    sx, sy = cloud.source_xy
+    sha = sha256_file(card.path / MODEL_JSON)
+    indexed = read_format_of(Path(points)) in OGR_DRIVERS  # tasks read their box themselves
+    tasks = []
+    for t in plan.tiles:
+        if t.id in skip:
+            continue
+        r = t.rows
+        box = (float(sx[r].min()), float(sy[r].min()), float(sx[r].max()), float(sy[r].max()))
+        pad = 1e-7 * max(1.0, *map(abs, box))  # the reader's box: a hair larger, never smaller
+        tasks.append(TileTask(
+            tile=t.id, model_dir=str(card.path.resolve()), model_sha256=sha,
+            points=str(Path(points).resolve()),
+            rasters=tuple(str(Path(p).resolve()) for p in rasters), crs=crs,
+            rows=r, core=t.core, xy=np.column_stack([cloud.x[r], cloud.y[r]]), box=t.box,
+            src_bbox=(box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad),
+            chunk=chunk, block=block, threshold=float(card.threshold), device=device,
+            threads=threads, hook=hook, precision=precision,
+            raster_options=raster_options or {}, schema=schema,
+            cloud=None if indexed else cloud.subset(r),
+            part=str(out.resolve() / part_name(t.id)) if partitioned else None))
+    return tasks
+
+
 # ---------------------------------------------------------------------------- one tile
 @dataclass(eq=False)
 class TileTask:
@@ -199,7 +238,9 @@ class TileTask:
     points read with ``rows``; ``src_bbox`` is their bounding box in the file's CRS, given to the
     reader. ``part`` (optional) is a GeoParquet file the task writes its core points to.
     ``schema`` is how the points' columns are read (the driver pins its units to the whole
-    cloud's, so that a tile never decides them from its own few points).
+    cloud's, so that a tile never decides them from its own few points). ``cloud``: the tile's
+    points themselves, in plan order on the model's grid, for files without a spatial index
+    (CSV, GeoParquet), which every task would otherwise read whole to filter its box.
     """
 
     tile: int
@@ -223,6 +264,7 @@ class TileTask:
     raster_options: dict = field(default_factory=dict)   # RasterStack keywords: model grid
     schema: PointSchema | None = None
     hook: Callable[[int], None] | None = None
+    cloud: PointCloud | None = None
 
 
 @dataclass
@@ -269,6 +311,18 @@ def run_tile(task: TileTask) -> TileResult:
         raise PsirelError(f"tile {task.tile}: {exc}") from None
 
 
+def _read_tile_points(task: TileTask, stack: RasterStack) -> PointCloud:
+    """The tile's points read from the file by its box, paired with the plan's rows."""
+    cloud = read_points(task.points, crs=task.crs, target_crs=stack.crs, bbox=task.src_bbox,
+                        schema=task.schema)
+    inside = np.flatnonzero(in_box(cloud.x, cloud.y, task.box))
+    perm = match_rows(cloud.x[inside], cloud.y[inside], task.xy[:, 0], task.xy[:, 1])
+    if perm is None:
+        raise PsirelError(f"{task.points}: the {len(inside)} points read inside the tile's "
+                          f"box are not the {len(task.rows)} the whole-file read put there")
+    return cloud.subset(inside[perm])  # input order: kNN ties break as in the whole cloud
+
+
 def _run_tile(task: TileTask) -> TileResult:
     t0 = time.perf_counter()
     if task.hook is not None:
@@ -276,14 +330,7 @@ def _run_tile(task: TileTask) -> TileResult:
     card, be = _model(task)
     stack = RasterStack(*task.rasters, **task.raster_options)
     try:
-        cloud = read_points(task.points, crs=task.crs, target_crs=stack.crs,
-                            bbox=task.src_bbox, schema=task.schema)
-        inside = np.flatnonzero(in_box(cloud.x, cloud.y, task.box))
-        perm = match_rows(cloud.x[inside], cloud.y[inside], task.xy[:, 0], task.xy[:, 1])
-        if perm is None:
-            raise PsirelError(f"{task.points}: the {len(inside)} points read inside the tile's "
-                              f"box are not the {len(task.rows)} the whole-file read put there")
-        cloud = cloud.subset(inside[perm])  # input order: kNN ties break as in the whole cloud
+        cloud = task.cloud if task.cloud is not None else _read_tile_points(task, stack)
         scene = PreparedCloud.from_cloud(card, stack, cloud)
         seeds = np.flatnonzero(task.core)
         rel, unknown, n_embedded = predict_seeds(scene, be, seeds, task.chunk, task.block,

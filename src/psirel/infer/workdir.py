@@ -5,24 +5,21 @@ float32, stage 2) are filled chunk by chunk; ``manifest.json`` lists the finishe
 ids and is rewritten atomically after each one, always *after* the chunk's rows were flushed, so
 whatever the manifest says is done is on disk. A rerun skips what is listed.
 
-The manifest also holds the run's *key*: the model (SHA-256 of ``model.json``, which holds the
-SHA-256 of every artifact), the identity of the inputs (path, size, modification time), the
-number of points and the chunking. Results of another model or input must never be mixed in, so a
-different key is refused with :class:`~psirel.errors.WorkDirMismatch` unless ``restart`` clears
-the folder (only the files this module writes are removed).
+The manifest also holds the run's *key* (:func:`psirel.infer.manifest.run_inputs_key` plus
+the run's CRS, column map, number of points, backend and chunking); the folder's rules (lock,
+refusal of another key unless ``restart``, clean-up of its own files only) are
+:class:`~psirel.infer.manifest.Manifest`'s.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from psirel.errors import WorkDirMismatch
-from psirel.io.atomic import atomic_write_text, remove_if_empty
+from psirel.infer.manifest import Manifest, file_identity  # noqa: F401  (re-exported)
 
-FORMAT = "psirel-work/1"
+FORMAT = "psirel-work/2"
 MANIFEST = "manifest.json"
 EMBEDDINGS = "embeddings.f32.npy"
 RELIABILITY = "reliability.f32.npy"
@@ -30,14 +27,7 @@ OWN_FILES = (MANIFEST, EMBEDDINGS, RELIABILITY)
 STAGES = ("stage1", "stage2")
 
 
-def file_identity(path: Path | str) -> dict:
-    """What identifies an input file cheaply: resolved path, size and modification time (ns)."""
-    p = Path(path).resolve()
-    st = p.stat()
-    return {"path": str(p), "size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
-
-
-class WorkDir:
+class WorkDir(Manifest):
     """Open (create, resume or refuse) the work folder ``path`` for a run identified by ``key``.
 
     Attributes:
@@ -46,40 +36,27 @@ class WorkDir:
         resumed: whether anything was already done when opened.
     """
 
+    FORMAT, MANIFEST = FORMAT, MANIFEST
+    LABELS = {"model": "model", "points": "points file", "rasters": "rasters",
+              "n_points": "number of points", "crs": "--crs", "schema": "--columns/--units",
+              "backend": "backend/device", "psirel": "psirel version",
+              "chunking": "chunk sizes (--memory-gb)"}
+
     def __init__(self, path: Path | str, key: dict, restart: bool = False):
-        self.path = Path(path)
-        self.key = json.loads(json.dumps(key))  # as it reads back from JSON
-        self.path.mkdir(parents=True, exist_ok=True)
-        state = self._read()
-        if state is not None and state.get("key") != self.key:
-            if not restart:
-                raise WorkDirMismatch(self.path, "work dir belongs to another run (differs in: "
-                                      f"{_differences(state.get('key'), self.key)})")
-            state = None
-        if state is None:
-            self.clean()
-            state = {"format": FORMAT, "key": self.key, "stage1": {"done": [], "info": {}},
-                     "stage2": {"done": []}}
-            self._write(state)
-        self._state = state
-        self.done = {s: {int(i) for i in state[s]["done"]} for s in STAGES}
+        super().__init__(path, key, restart)
+        self._state = self.state
+        self.done = {s: {int(i) for i in self.state[s]["done"]} for s in STAGES}
         self.resumed = any(self.done.values())
 
-    # ------------------------------------------------------------------ manifest
-    def _read(self) -> dict | None:
-        mf = self.path / MANIFEST
-        if not mf.exists():
-            return None
-        try:
-            state = json.loads(mf.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
-            return {"key": None}  # unreadable: treated as another run's
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
-            return {"key": None}
-        return state
+    def fresh(self) -> dict:
+        return {"stage1": {"done": [], "info": {}}, "stage2": {"done": []}}
 
+    def own_files(self) -> list[Path]:
+        return [self.path / name for name in OWN_FILES]
+
+    # ------------------------------------------------------------------ manifest
     def _write(self, state: dict) -> None:
-        atomic_write_text(self.path / MANIFEST, json.dumps(state) + "\n")
+        self.write(state)
 
     @property
     def info(self) -> dict[int, dict]:
@@ -123,26 +100,3 @@ class WorkDir:
 
     def read_embeddings(self) -> np.memmap:
         return np.load(self.path / EMBEDDINGS, mmap_mode="r")
-
-    # ------------------------------------------------------------------ cleanup
-    def clean(self) -> None:
-        """Remove this module's files (never anything else a user put there)."""
-        for name in OWN_FILES:
-            (self.path / name).unlink(missing_ok=True)
-
-    def remove(self) -> None:
-        """Remove the files and the folder itself when nothing else is left in it."""
-        self.clean()
-        remove_if_empty(self.path)
-
-
-def _differences(old: dict | None, new: dict) -> str:
-    if not isinstance(old, dict):
-        return "unreadable manifest"
-    names = {"model": "model", "points": "points file", "rasters": "rasters",
-             "n_points": "number of points", "crs": "--crs", "schema": "--columns/--units",
-             "backend": "backend/device",
-             "chunking": "chunk sizes (--memory-gb)"}
-    diff = [names.get(k, k) for k in new if old.get(k) != new[k]]
-    diff += [k for k in old if k not in new]
-    return ", ".join(diff) or "format"
