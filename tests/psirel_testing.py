@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 from psirel.config import ModelConfig
-from psirel.graph.knn import EDGE_FEATURES
+from psirel.graph.edges import EDGE_FEATURES
 from psirel.model_dir import V1_CONFIG_DEFAULTS
 from psirel.scene.files import scene_args
 

@@ -18,7 +18,7 @@ from psirel.config import (
     choices,
 )
 from psirel.features.scalars import SCALAR_FEATURES
-from psirel.graph.knn import EDGE_FEATURES
+from psirel.graph.edges import EDGE_FEATURES
 
 
 def test_training_defaults_are_the_config_defaults():

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from psirel.features.scalars import SCALAR_FEATURES, TEMPORAL_START
 from psirel.features.temporal import TEMPORAL_LAYOUT
-from psirel.graph.knn import EDGE_FEATURES
+from psirel.graph.edges import EDGE_FEATURES
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Any
 from psirel.config import ModelConfig
 from psirel.errors import ModelError
 from psirel.features.normalize import Normalizer
-from psirel.graph.knn import EDGE_FEATURES, EdgeScale
+from psirel.graph.edges import EDGE_FEATURES, EdgeScale
 
 MODEL_JSON = "model.json"
 VARIANTS = ("model", "pointwise_only")

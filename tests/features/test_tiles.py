@@ -13,6 +13,7 @@ from psirel.features.tiles import (
     full_raster,
     normalised_window,
     relief,
+    scene_raster,
     window_around,
 )
 from psirel.io.points import read_points
@@ -71,3 +72,14 @@ def test_crop_of_the_full_raster_equals_a_window_read(stack_and_normalizer):
                                    atol=1e-5)
         assert np.isfinite(b).all()
         assert (b[3] == 0).sum() == ((a[3] == 0).sum())   # padding is marked invalid
+
+
+def test_the_scene_built_in_strips_equals_one_window_and_lands_in_a_memory_map(
+        stack_and_normalizer, tmp_path):
+    stack, norm = stack_and_normalizer
+    whole = full_raster(norm, stack, strip_px=1 << 20)          # one strip
+    strips = full_raster(norm, stack, strip_px=ALIGN_PX)         # many
+    np.testing.assert_allclose(strips, whole, atol=1e-5)
+    mm = scene_raster(norm, stack, tmp_path / "scene.npy")
+    assert isinstance(mm, np.memmap) and mm.dtype == np.float16 and mm.shape == whole.shape
+    np.testing.assert_array_equal(mm, whole.astype(np.float16))

@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from psirel.graph.knn import EDGE_FEATURES, EdgeScale, edge_features, fit_edge_scale, knn_table
+from psirel.graph.edges import EDGE_FEATURES, EdgeScale, edge_features, fit_edge_scale
+from psirel.graph.knn import knn_table
 from psirel.graph.sampling import full_neighbourhood
 
 

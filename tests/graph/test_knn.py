@@ -159,3 +159,29 @@ def test_lattice_clouds_match_brute_force(n, k, side, r_max_m, seed):
     x = rng.integers(0, side, n).astype(float)
     y = rng.integers(0, side, n).astype(float)
     assert_matches_brute(knn_table(x, y, k=k, r_max_m=r_max_m, block=7), x, y, k, r_max_m)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_large_clusters_of_one_position_match_brute_force(seed):
+    """Members beyond the first k + 1 of a position are answered without the tree; the table
+    is still exactly the brute force's, for them, their cluster and the points around."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 60, 300)
+    y = rng.uniform(0, 60, 300)
+    for cx, cy, m in ((10.0, 10.0, 40), (30.0, 31.0, 9), (50.0, 12.0, 25)):
+        at = rng.choice(300, m, replace=False)
+        x[at], y[at] = cx, cy
+    assert_matches_brute(knn_table(x, y, k=8, r_max_m=15.0), x, y, 8, 15.0)
+
+
+def test_a_huge_cluster_of_one_position_is_not_quadratic():
+    from psirel.graph.duplicates import spill_duplicates
+
+    n = 200_000
+    x, y = np.full(n, 500_000.0), np.full(n, 4_000_000.0)
+    x[:10] += np.arange(1, 11)               # a few others nearby
+    t = knn_table(x, y, k=16)                # seconds, not hours: one tree query of 17 rows
+    keep, spilled, nb = spill_duplicates(np.column_stack([x, y]), 16)
+    assert len(keep) == 10 + 17 and len(spilled) == n - 27
+    assert (t.idx[spilled[0]] == np.arange(10, 26)).all() and t.mask[spilled].all()
+    assert (t.dist_m[spilled] == 0).all()

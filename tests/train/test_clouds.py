@@ -4,7 +4,7 @@ import pytest
 from psirel.baselines.data import PointData
 from psirel.errors import PsirelError
 from psirel.features.normalize import Normalizer
-from psirel.graph.knn import EdgeScale
+from psirel.graph.edges import EdgeScale
 from psirel.io.schema import parse_columns
 from psirel.train.clouds import (
     concat_point_data,

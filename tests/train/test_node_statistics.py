@@ -6,7 +6,8 @@ import numpy as np
 import torch
 from psirel_testing import v1_config
 
-from psirel.graph.knn import EDGE_FEATURES, UNIT_SCALE, edge_features, knn_table
+from psirel.graph.edges import EDGE_FEATURES, UNIT_SCALE, edge_features
+from psirel.graph.knn import knn_table
 from psirel.graph.sampling import sample_subgraph
 from psirel.models.reliability import ReliabilityModel
 from psirel.train.loop import GraphData, node_statistics

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from psirel.graph.knn import edge_features, knn_table
+from psirel.graph.edges import edge_features
+from psirel.graph.knn import knn_table
 from psirel.model_card import ModelCard
 from psirel.models.ensemble import CalibratedEnsemble
 

@@ -20,6 +20,7 @@ positions inside it are continuous pixel coordinates ``(row, col)`` with pixel `
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy.ndimage import uniform_filter
@@ -90,17 +91,35 @@ def normalised_window(normalizer: Normalizer, stack: RasterStack, win: AlignedBo
     return out
 
 
-def full_raster(normalizer: Normalizer, stack: RasterStack, out: np.ndarray | None = None
-                ) -> np.ndarray:
+def full_raster(normalizer: Normalizer, stack: RasterStack, out: np.ndarray | None = None,
+                strip_px: int = 1024) -> np.ndarray:
     """The whole DEM grid as one normalised ``[4, H', W']`` array (H', W' rounded up to
-    :data:`ALIGN_PX`); ``out`` may be a float16 memmap (training keeps the scene on disk)."""
-    win = AlignedBox(0, 0, -(-stack.height // ALIGN_PX) * ALIGN_PX,
-                 -(-stack.width // ALIGN_PX) * ALIGN_PX)
-    arr = normalised_window(normalizer, stack, win)
+    :data:`ALIGN_PX`), built in strips of ``strip_px`` rows, so the float64 temporaries of the
+    high-pass are a strip's, never the scene's; ``out`` may be a float16 memory map
+    (:func:`scene_raster`). The relief margin makes each strip's pixels the whole's."""
+    height = -(-stack.height // ALIGN_PX) * ALIGN_PX
+    width = -(-stack.width // ALIGN_PX) * ALIGN_PX
     if out is None:
-        return arr
-    out[...] = arr
+        out = np.empty((N_PATCH_CHANNELS, height, width), np.float32)
+    strip_px = max(ALIGN_PX, strip_px // ALIGN_PX * ALIGN_PX)
+    for r0 in range(0, height, strip_px):
+        h = min(strip_px, height - r0)
+        out[:, r0:r0 + h] = normalised_window(normalizer, stack, AlignedBox(r0, 0, h, width))
     return out
+
+
+def scene_raster(normalizer: Normalizer, stack: RasterStack, path: Path,
+                 dtype=np.float16) -> np.ndarray:
+    """:func:`full_raster` into a memory-mapped ``.npy`` at ``path`` (read-only once built):
+    memory stays a strip's whatever the scene's size."""
+    height = -(-stack.height // ALIGN_PX) * ALIGN_PX
+    width = -(-stack.width // ALIGN_PX) * ALIGN_PX
+    arr = np.lib.format.open_memmap(path, mode="w+", dtype=dtype,
+                                    shape=(N_PATCH_CHANNELS, height, width))
+    full_raster(normalizer, stack, out=arr)
+    arr.flush()
+    del arr
+    return np.load(path, mmap_mode="r")
 
 
 def crop(full: np.ndarray, win: AlignedBox) -> np.ndarray:

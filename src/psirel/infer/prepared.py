@@ -19,8 +19,9 @@ import numpy as np
 
 from psirel.features.normalize import N_PATCH_CHANNELS, Normalizer
 from psirel.features.scalars import scalar_features
+from psirel.graph.edges import EdgeScale, edge_features
 from psirel.graph.hilbert import spatial_order
-from psirel.graph.knn import EdgeScale, edge_features, knn_table
+from psirel.graph.knn import knn_table
 from psirel.io.cloud_grid import open_cloud, point_heights
 from psirel.io.points import PointCloud
 from psirel.io.rasters import RasterStack

@@ -20,7 +20,7 @@ from psirel.baselines.data import PointData
 from psirel.errors import PsirelError
 from psirel.features.normalize import Normalizer
 from psirel.features.normalize import _robust_centre_scale as robust_centre_scale
-from psirel.graph.knn import EdgeScale
+from psirel.graph.edges import EdgeScale
 from psirel.io.schema import PointSchema, parse_columns
 
 COLUMNS = ("points", "dem", "lulc", "amplitude")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from psirel.baselines import BASELINES, load_baseline, load_training_features
-from psirel.features.tiles import full_raster
+from psirel.features.tiles import scene_raster
 from psirel.infer.prepared import PreparedCloud
 from psirel.io.atomic import atomic_path, atomic_write_text
 from psirel.io.schema import PointSchema
@@ -106,7 +106,8 @@ def evaluate(model_dir: Path, points: Path, dem: Path, lulc: Path, amplitude: Pa
         patches, n_unknown = build_patch_cache(inputs, normalizer, cache_dir)
         card.check_unknown_lulc(n_unknown, inputs.n, warn=warn,
                            codes=inputs.stack.unknown_lulc_codes)
-        raster = full_raster(normalizer, inputs.stack) if card.shared_map else None
+        raster = scene_raster(normalizer, inputs.stack, cache_dir / "raster.npy",
+                              np.float32) if card.shared_map else None
         data = graph_data(inputs, patches, normalizer, prepared.edge_scale,
                           raster)
         y = inputs.labels

@@ -19,7 +19,7 @@ from torch import nn
 
 from psirel.config import TrainSettings
 from psirel.features.tiles import crop, window_around
-from psirel.graph.knn import EdgeScale, edge_features
+from psirel.graph.edges import EdgeScale, edge_features
 from psirel.graph.sampling import Subgraph, compact_batches, full_neighbourhood, sample_subgraph
 from psirel.models.reliability import ModelConfig, ReliabilityModel
 from psirel.report.metrics import reliability_metrics, tune_threshold

@@ -31,8 +31,8 @@ from psirel.baselines import BASELINES, save_training_features
 from psirel.errors import PsirelError
 from psirel.features.normalize import fit_normalizer
 from psirel.features.patches import PATCH_PX
-from psirel.features.tiles import full_raster
-from psirel.graph.knn import EDGE_FEATURES, fit_edge_scale
+from psirel.features.tiles import scene_raster
+from psirel.graph.edges import EDGE_FEATURES, fit_edge_scale
 from psirel.io.grid import native_pixel_m
 from psirel.io.raster_sources import open_raster
 from psirel.io.rasters import LAYERS
@@ -109,14 +109,6 @@ def model_pixel_m(specs: list[CloudSpec], settings: TrainSettings) -> float:
         return float(settings.pixel_m)
     with open_raster(specs[0].dem, "dem") as src:
         return float(native_pixel_m(src))
-
-
-def _disk_raster(normalizer, stack, path: Path) -> np.ndarray:
-    """The normalised scene as a float16 memory map (bounded memory whatever the clouds)."""
-    arr = full_raster(normalizer, stack)
-    np.save(path, arr.astype(np.float16))
-    del arr
-    return np.load(path, mmap_mode="r")
 
 
 def _splits(specs: list[CloudSpec], clouds: list[CloudInputs], settings: TrainSettings):
@@ -228,7 +220,7 @@ def train_clouds(specs: list[CloudSpec], out: Path, *, settings: TrainSettings |
                 patches, unk = build_patch_cache(inputs, normalizer, cache_dir / f"cloud{i}",
                                                  progress=lambda n: rep.advance(n))
                 n_unknown += unk
-                raster = _disk_raster(normalizer, inputs.stack, cache_dir / f"raster{i}.npy") \
+                raster = scene_raster(normalizer, inputs.stack, cache_dir / f"raster{i}.npy") \
                     if settings.encoder == "shared-map" else None
                 data = graph_data(inputs, patches, normalizer, edge_scale, raster)
                 pdatas.append(build_point_data(inputs, patches, normalizer))
