@@ -20,15 +20,18 @@ from psirel.infer.prepared import PreparedCloud
 from psirel.io.atomic import atomic_path, atomic_write_text
 from psirel.io.schema import PointSchema
 from psirel.model_dir import load_card
+from psirel.report.hillshade import read_dem_on_grid
 from psirel.report.markdown import write_report
 from psirel.report.metrics import reliability_metrics
 from psirel.report.plots import plot_map, plot_pr, plot_roc
+from psirel.report.rasterise import map_grid
 from psirel.train.checkpoint import load_predictor
 from psirel.train.data import CLASSES, build_patch_cache, load_inputs
 from psirel.train.loop import predict_ensemble
 from psirel.train.point_data import build_point_data
 from psirel.train.trainer import graph_data
 
+MAP_CELLS = 1024   # the evaluation map's terrain: at most this many cells a side
 
 def uncertainty_metrics(y: np.ndarray, p: np.ndarray, std: np.ndarray, threshold: float,
                         members: int) -> dict:
@@ -140,9 +143,10 @@ def evaluate(model_dir: Path, points: Path, dem: Path, lulc: Path, amplitude: Pa
             plot_roc(curves, out / "roc.png")
             plot_pr(curves, out / "pr.png")
             figures = {"ROC": "roc.png", "Precision-recall": "pr.png"}
-        dem_arr, _ = inputs.stack.read_window(0, 0, inputs.stack.height, inputs.stack.width)
-        plot_map(dem_arr[0], inputs.stack.transform, inputs.cloud.x, inputs.cloud.y,
-                 scores["model"], y, card.threshold, out / "map.png")
+        # the terrain read decimated under the points, as the quick-look reads it
+        grid = map_grid(inputs.cloud.x, inputs.cloud.y, MAP_CELLS)
+        plot_map(read_dem_on_grid(dem, grid, inputs.stack.crs), grid.transform, inputs.cloud.x,
+                 inputs.cloud.y, scores["model"], y, card.threshold, out / "map.png")
         gnn = card.config.graph.kind
         write_report(out, result, {**figures, "Map": "map.png"},
                      extra_md=f"Model: `{Path(model_dir)}` (GNN: {gnn}); test points: "
