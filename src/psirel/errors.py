@@ -92,16 +92,19 @@ class PointsOutsideRasters(PsirelError):
         )
 
 
-class RasterMismatch(PsirelError):
+class PathError(PsirelError):
+    """A problem with one file or folder: ``"<path>: <reason>"``."""
+
     def __init__(self, path: Path | str, reason: str):
         super().__init__(f"{path}: {reason}")
 
 
-class NoRasterData(PsirelError):
+class RasterMismatch(PathError):
+    """Rasters that do not fit together or with the points (grids, CRS, extents)."""
+
+
+class NoRasterData(PathError):
     """A raster holds no data (nodata) under too many of the points to be trusted."""
-
-    def __init__(self, path: Path | str, reason: str):
-        super().__init__(f"{path}: {reason}")
 
 
 class LandCoverLegendError(PsirelError):
@@ -111,16 +114,15 @@ class LandCoverLegendError(PsirelError):
         super().__init__(f"{path}: {reason}" if path is not None else reason)
 
 
-class ModelError(PsirelError):
+class ModelError(PathError):
     """A model directory that is missing, corrupt, or does not match the data."""
-
-    def __init__(self, path: Path | str, reason: str):
-        super().__init__(f"{path}: {reason}")
 
 
 class WorkDirMismatch(PsirelError):
-    def __init__(self, path: Path | str, reason: str):
-        super().__init__(f"{path}: {reason} (use --restart to clear it)")
+    """A work dir that another run owns (another key: ``--restart`` clears it) or uses now."""
+
+    def __init__(self, path: Path | str, reason: str, hint: str = "use --restart to clear it"):
+        super().__init__(f"{path}: {reason}" + (f" ({hint})" if hint else ""))
 
 
 class MissingExtra(PsirelError):
@@ -128,12 +130,9 @@ class MissingExtra(PsirelError):
         super().__init__(f"{feature} needs the '{extra}' extra: pip install 'psirel[{extra}]'")
 
 
-class ColumnMapError(PsirelError):
+class ColumnMapError(PathError):
     """A ``--columns`` / ``--units`` value that cannot be used (a malformed entry, an unknown
     role), or a mapping naming a column the file does not have."""
-
-    def __init__(self, where: Path | str, reason: str):
-        super().__init__(f"{where}: {reason}")
 
 
 class UnwritableOutput(PsirelError):

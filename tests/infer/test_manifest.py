@@ -36,7 +36,9 @@ def test_a_folder_in_use_by_another_process_is_refused(tmp_path):
     try:
         assert holder.stdout.readline().strip() == "held"
         for cls in (WorkDir, TileWork):   # --restart does not break in either
-            with pytest.raises(WorkDirMismatch, match=r"is in use by another psirel run"):
+            with pytest.raises(WorkDirMismatch, match=r"is in use by another psirel run \(wait "
+                                                      r"for it to end or give another "
+                                                      r"--work-dir\)$"):
                 cls(wd, {"run": 1}, restart=True)
     finally:
         holder.kill()

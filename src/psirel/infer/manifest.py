@@ -110,14 +110,13 @@ class Manifest:
             family = self.FORMAT.split("/")[0]
             if state is not None and str(state.get("format", "")).split("/")[0] != family:
                 raise WorkDirMismatch(self.path / self.MANIFEST,
-                                      f"is not a {family} manifest; left untouched (give "
-                                      "another --work-dir)")
+                                      f"is not a {family} manifest; left untouched",
+                                      hint="give another --work-dir")
             if state is not None and (state.get("format") != self.FORMAT
                                       or state.get("key") != self.key):
                 if not restart:
                     raise WorkDirMismatch(self.path, "work dir belongs to another run (differs "
-                                          f"in: {self._differences(state.get('key'))}); "
-                                          "--restart clears it")
+                                          f"in: {self._differences(state.get('key'))})")
                 state = None
             self.resumed_manifest = state is not None
             if state is None:
@@ -185,6 +184,6 @@ def _lock(path: Path) -> int:
         fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
-        raise WorkDirMismatch(path, "is in use by another psirel run; wait for it to end or "
-                                    "give another --work-dir") from None
+        raise WorkDirMismatch(path, "is in use by another psirel run",
+                              hint="wait for it to end or give another --work-dir") from None
     return fd

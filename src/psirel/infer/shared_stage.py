@@ -11,8 +11,11 @@ before, changed with the chunk and the tile; the ConvNeXt's receptive field, ~1,
 the zero padding of any window of practical size, so outputs differed by up to 1.4e-3.)
 
 The encoder's cost follows the window's area; the number of points in it only adds the
-sampling, so dense clouds are cheap. A cell cut by a chunk boundary is encoded once per chunk.
-Memory per call is bounded by the cell: a 512-px cell with context is 640² pixels.
+sampling, so dense clouds are cheap. Each cell is encoded once for all the chunks of a call,
+however the Hilbert order cuts it into chunks (encoding it once per chunk cost 7× the pixels
+on a 20,000-point scene). Memory per call is bounded by the cell: a 256-px cell with context is
+384² pixels; the context costs 2.25× the cell's area where the cloud covers it all, the price
+of windows that do not depend on the tiling.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ import numpy as np
 
 from psirel.features.tiles import ALIGN_PX, CONTEXT_PX, AlignedBox, normalised_window
 
-CELL_PX = 512
+CELL_PX = 256
+WINDOW_POINTS = 16_384  # points sampled in one encoder call (bounds its sampling memory)
 
 
 def cell_groups(rows: np.ndarray, cols: np.ndarray, cell_px: int = CELL_PX
@@ -54,44 +58,59 @@ def embed_windows(scene, be, chunks: list[np.ndarray], emb: np.ndarray, timer,
                   on_chunk: Callable[[int, int], None] | None = None,
                   cell_px: int = CELL_PX) -> float:
     """Embed ``chunks`` (arrays of scene rows) into ``emb[rows]`` with the backend's
-    ``embed_window(window [1, 4, H, W], rc [n, 2], scalars [n, S])``; the next window is read
-    and normalised in a background thread while the encoder runs. After each chunk,
+    ``embed_window(window [1, 4, H, W], rc [n, 2], scalars [n, S])``, each lattice cell's
+    window encoded once for all the chunks' points in it (up to :data:`WINDOW_POINTS` a call),
+    cells in the order of the first chunk they serve; the next window is read and normalised
+    in a background thread while the encoder runs. Once a chunk's every cell is done,
     ``on_chunk(i, n_points_on_unknown_land_cover)``.
 
     Returns the seconds spent reading and normalising windows (overlapped with encoding)."""
+    if not chunks:
+        return 0.0
     c = scene.cloud
     row_px, col_px = scene.stack.to_pixel(c.x, c.y)
-    jobs = []                                    # (chunk index, rows of one window, cell)
-    for j, rows in enumerate(chunks):
-        jobs += [(j, rows[g], cell) for cell, g in cell_groups(row_px[rows], col_px[rows],
-                                                               cell_px)]
+    rows_all = np.concatenate(chunks)
+    chunk_of = np.repeat(np.arange(len(chunks)), [len(r) for r in chunks])
+    groups = cell_groups(row_px[rows_all], col_px[rows_all], cell_px)
+    groups.sort(key=lambda cg: (int(chunk_of[cg[1]].min()), cg[0]))
+    jobs = [(cell, g[s:s + WINDOW_POINTS]) for cell, g in groups
+            for s in range(0, len(g), WINDOW_POINTS)]          # (cell, indices into rows_all)
     if not jobs:
+        for j in range(len(chunks)):
+            if on_chunk is not None:
+                on_chunk(j, 0)
         return 0.0
-    last_job = {j: i for i, (j, _, _) in enumerate(jobs)}
-    unknown = dict.fromkeys(range(len(chunks)), 0)
+    left = np.bincount(np.concatenate([np.unique(chunk_of[g]) for _, g in jobs]),
+                       minlength=len(chunks))                  # jobs still to do, per chunk
+    unknown = np.zeros(len(chunks), np.int64)
     read_s = 0.0
 
     def read(i: int):
         t = time.perf_counter()
-        _, rows, cell = jobs[i]
+        cell, g = jobs[i]
+        rows = rows_all[g]
         win = cell_window(cell, cell_px)
         window = normalised_window(scene.normalizer, scene.stack, win)
         rc = win.local(row_px[rows], col_px[rows])
         r, q = rc[:, 0].astype(np.int64), rc[:, 1].astype(np.int64)
-        n_unknown = int(((window[1, r, q] == 0) & (window[3, r, q] > 0)).sum())
-        return window[None], rc, n_unknown, time.perf_counter() - t
+        on_unknown = (window[1, r, q] == 0) & (window[3, r, q] > 0)
+        return window[None], rc, on_unknown, time.perf_counter() - t
 
     with ThreadPoolExecutor(1, thread_name_prefix="psirel-windows") as pool:
         pending = pool.submit(read, 0)
-        for i, (j, rows, _) in enumerate(jobs):
-            window, rc, n_unknown, dt = pending.result()
+        for i, (_, g) in enumerate(jobs):
+            window, rc, on_unknown, dt = pending.result()
             read_s += dt
             if i + 1 < len(jobs):
                 pending = pool.submit(read, i + 1)
             t0 = time.perf_counter()
+            rows = rows_all[g]
             emb[rows] = be.embed_window(window, rc, scene.scalars[rows])
             timer.add("encoder", t0)
-            unknown[j] += n_unknown
-            if on_chunk is not None and last_job[j] == i:
-                on_chunk(j, unknown[j])
+            unknown += np.bincount(chunk_of[g], weights=on_unknown,
+                                   minlength=len(chunks)).astype(np.int64)
+            for j in np.unique(chunk_of[g]):
+                left[j] -= 1
+                if left[j] == 0 and on_chunk is not None:
+                    on_chunk(int(j), int(unknown[j]))
     return read_s
