@@ -10,15 +10,14 @@ import pyogrio.raw
 import pytest
 from pyproj import Transformer
 
-import psirel.infer.distributed as distributed
 import psirel.infer.executors as executors
 from psirel.errors import WorkDirMismatch
 from psirel.infer.distributed import predict_tiled
-from psirel.infer.pipeline import predict, run_key
+from psirel.infer.pipeline import predict
+from psirel.infer.run_spec import RunSpec
 from psirel.infer.workdir import WorkDir
 from psirel.io.points import read_points
 from psirel.io.schema import PointSchema, parse_columns
-from psirel.model_dir import load_card
 
 TILE_M = 640.0  # the 2000-point scene spans ~1.9 km: several tiles
 # names no alias or profile knows: only the map says which is which
@@ -90,19 +89,15 @@ def test_tiles_read_with_the_schema_and_the_whole_clouds_units(trained, custom, 
 
 
 def test_run_key_holds_the_schema_and_a_changed_map_is_refused(trained, tmp_path):
-    card = load_card(trained.model)
     pts, dem, lulc, amp = trained.inputs
-    summary = {"backend": "onnx", "device": "cpu"}
-    a = run_key(card, pts, dem, lulc, amp, 10, None, summary, 256, 4096,
-                parse_columns("velocity=v1", "m"))
-    b = run_key(card, pts, dem, lulc, amp, 10, None, summary, 256, 4096,
-                parse_columns("velocity=v2", "m"))
+
+    def key(schema=None):
+        spec = RunSpec(trained.model, pts, dem, lulc, amp, tmp_path / "o.gpkg", schema=schema)
+        return spec.key(10, "onnx/cpu", 256)
+
+    a, b = key(parse_columns("velocity=v1", "m")), key(parse_columns("velocity=v2", "m"))
     assert a["schema"] == {"columns": {"velocity": "v1"}, "series": None, "units": "m"}
-    assert run_key(card, pts, dem, lulc, amp, 10, None, summary, 256, 4096)["schema"] == \
-        PointSchema().to_json()
+    assert key()["schema"] == PointSchema().to_json()
     WorkDir(tmp_path / "wd", a)
     with pytest.raises(WorkDirMismatch, match="--columns/--units"):
         WorkDir(tmp_path / "wd", b)
-    tiled = distributed.run_key(card, pts, (dem, lulc, amp), None, 10, "cpu", 256, 4096, None,
-                                schema=parse_columns("velocity=v1"))
-    assert tiled["schema"]["columns"] == {"velocity": "v1"}

@@ -41,16 +41,14 @@ from psirel.infer.executors import (  # noqa: F401  (re-exported: the driver's e
     SyncExecutor,
     make_executor,
 )
-from psirel.infer.manifest import run_inputs_key
 from psirel.infer.pipeline import (
-    BLOCK_POINTS,
-    EMBED_BATCH,
     chunk_points_for,
     output_columns,
     peak_rss_mb,
 )
 from psirel.infer.prepared import Silent, Timer
 from psirel.infer.quicklook_step import write_prediction_report
+from psirel.infer.run_spec import BLOCK_POINTS, RunSpec
 from psirel.infer.tile_work import TileWork, read_tile_manifest
 from psirel.infer.tiling import (
     TilePlan,
@@ -139,9 +137,13 @@ def predict_tiled(model_dir: Path | str, points: Path | str, dem: Path | str,
         seconds, points/s, peak RSS of the driver and of the workers (MB), output path.
     """
     t_start = time.perf_counter()
+    spec = RunSpec(model_dir, points, dem, lulc, amplitude, out, crs=crs, schema=schema,
+                   lulc_legend=lulc_legend, memory_gb=memory_gb, chunk_points=chunk_points,
+                   block_points=block_points, threads=threads, device=device,
+                   precision=precision, work_dir=work_dir, restart=restart)
     progress = progress or Silent()
     timer = Timer()
-    out = Path(out)
+    out = spec.out
     if tile_m is not None and not tile_m > 0:
         raise PsirelError(f"--tile-m {tile_m:g}: must be a positive number of metres")
     if retries < 0:
@@ -164,10 +166,9 @@ def predict_tiled(model_dir: Path | str, points: Path | str, dem: Path | str,
         n = len(cloud)
         halo = halo_for(card) if halo_m is None else float(halo_m)
         chunk = chunk_points or chunk_points_for(memory_gb, card.features.patch_px)
-        wd_path = Path(work_dir) if work_dir is not None else \
-            out.resolve().parent / f".psirel-tiles-{out.name}"
-        key = run_key(card, points, (dem, lulc, amplitude), crs, n, device, chunk,
-                      block_points, out if partitioned else None, precision, schema)
+        wd_path = spec.work_dir_for(".psirel-tiles-")
+        key = {**spec.key(n, f"onnx/{device}", chunk),
+               "output": str(out.resolve()) if partitioned else "file"}
         if tile_m is None:
             tile_m = _resumed_tile_m(wd_path, key, halo) or auto_tile_m(
                 cloud.x, cloud.y, halo, memory_gb, executor.n_workers,
@@ -224,22 +225,6 @@ def predict_tiled(model_dir: Path | str, points: Path | str, dem: Path | str,
     return summary if shown is None else {**summary, "report": shown}
 
 
-def run_key(card: ModelCard, points, rasters, crs, n: int, device: str, chunk: int, block: int,
-            parts: Path | None, precision: str = "fp32",
-            schema: PointSchema | None = None) -> dict:
-    """What a tiled run's work dir depends on (the tiling is added once planned)."""
-    return {
-        **run_inputs_key(card.path / MODEL_JSON, points,
-                         dict(zip(("dem", "lulc", "amplitude"), rasters, strict=True))),
-        "crs": None if crs is None else str(crs), "n_points": int(n),
-        "schema": (schema or PointSchema()).to_json(),
-        "backend": f"onnx/{device}" + ("/int8" if precision == "int8" else ""),
-        "chunking": {"chunk_points": int(chunk), "block_points": int(block),
-                     "embed_batch": EMBED_BATCH},
-        "output": "file" if parts is None else str(parts.resolve()),
-    }
-
-
 def _summary(executor, plan: TilePlan, work: TileWork, results: list[TileResult],
              card: ModelCard, out: Path, device: str, timer: Timer, n_unknown: int,
              n_reliable: int, n: int) -> dict:
@@ -282,8 +267,6 @@ def _check_out(out: Path, partitioned: bool) -> None:
 
 
 def _threads(threads: int | None, executor) -> int | None:
-    if threads is not None and threads < 1:
-        raise PsirelError(f"--threads {threads}: must be at least 1")
     if threads is None and not isinstance(executor, SyncExecutor):
         return 1  # one ONNX Runtime thread per task: workers are single-threaded processes
     return threads

@@ -29,20 +29,18 @@ from psirel.errors import PsirelError
 from psirel.features.normalize import N_PATCH_CHANNELS
 from psirel.graph.sampling import full_neighbourhood
 from psirel.infer.backends import Backend, make_backend
-from psirel.infer.manifest import run_inputs_key
 from psirel.infer.naive import predict_naive
 from psirel.infer.prepared import PreparedCloud, Silent, Timer, prepare
 from psirel.infer.quicklook_step import write_prediction_report
+from psirel.infer.run_spec import BLOCK_POINTS, EMBED_BATCH, RunSpec
 from psirel.infer.shared_stage import embed_windows
 from psirel.infer.workdir import WorkDir
 from psirel.io.atomic import check_writable
 from psirel.io.points import write_predictions
 from psirel.io.schema import PointSchema
-from psirel.model_dir import MODEL_JSON, ModelCard, load_card
+from psirel.model_dir import load_card
 
 STRATEGIES = ("two-stage", "naive")
-EMBED_BATCH = 256        # patches per encoder call
-BLOCK_POINTS = 4096      # stage-2 seeds per GNN call
 CHUNKS_IN_FLIGHT = 2     # patch buffers: the one being encoded and the one being extracted
 PATCH_SHARE = 0.25       # fraction of --memory-gb the patch buffers may take
 
@@ -100,9 +98,13 @@ def predict(model_dir: Path | str, points: Path | str, dem: Path | str, lulc: Pa
     t_start = time.perf_counter()
     if strategy not in STRATEGIES:
         raise PsirelError(f"--strategy {strategy}: choose one of {', '.join(STRATEGIES)}")
+    spec = RunSpec(model_dir, points, dem, lulc, amplitude, out, crs=crs, schema=schema,
+                   lulc_legend=lulc_legend, memory_gb=memory_gb, chunk_points=chunk_points,
+                   block_points=block_points, threads=threads, device=device,
+                   precision=precision, work_dir=work_dir, restart=restart)
     progress = progress or Silent()
     timer = Timer()
-    out = Path(out)
+    out = spec.out
     check_writable(out)
     card = load_card(model_dir)
     be = make_backend(card, backend, device, threads, precision) if isinstance(backend, str) \
@@ -118,10 +120,9 @@ def predict(model_dir: Path | str, points: Path | str, dem: Path | str, lulc: Pa
             summary.update(stats)
         else:
             chunk = chunk_points or chunk_points_for(memory_gb, scene.normalizer.patch_px)
-            key = run_key(card, points, dem, lulc, amplitude, scene.n, crs, summary, chunk,
-                          block_points, schema)
-            wd_path = Path(work_dir) if work_dir is not None else \
-                out.resolve().parent / f".psirel-work-{out.name}"
+            key = spec.key(scene.n, f"{summary['backend']}/{device}", chunk,
+                           precision=summary["precision"])  # a backend object's own
+            wd_path = spec.work_dir_for(".psirel-work-")
             wd = WorkDir(wd_path, key, restart=restart)
             summary["work_dir"] = str(wd.path)
             summary.update(run_stage1(scene, be, wd, chunk, progress, timer, warn))
@@ -157,25 +158,6 @@ def predict(model_dir: Path | str, points: Path | str, dem: Path | str, lulc: Pa
     return summary
 
 
-def run_key(card: ModelCard, points, dem, lulc, amplitude, n: int, crs, summary: dict,
-            chunk: int, block: int, schema: PointSchema | None = None) -> dict:
-    """What a work dir's content depends on (see :mod:`psirel.infer.workdir`): a changed
-    column map or units (``schema``) reads other values, so it never resumes."""
-    return {
-        **run_inputs_key(card.path / MODEL_JSON, points,
-                         {"dem": dem, "lulc": lulc, "amplitude": amplitude}),
-        "crs": None if crs is None else str(crs),
-        "schema": (schema or PointSchema()).to_json(),
-        "n_points": int(n),
-        # a resumed run never mixes FP32 and INT8 embeddings
-        "backend": f"{summary['backend']}/{summary['device']}"
-                   + ("/int8" if summary.get("precision") == "int8" else ""),
-        "chunking": {"chunk_points": int(chunk), "block_points": int(block),
-                     "embed_batch": EMBED_BATCH},
-    }
-
-
-# ---------------------------------------------------------------------------- stage 1
 def embed_chunks(scene: PreparedCloud, be: Backend, chunks: list[np.ndarray], emb: np.ndarray,
                  timer: Timer, on_chunk: Callable[[int, int], None] | None = None) -> float:
     """Embed ``chunks`` (arrays of scene rows) into ``emb[rows]`` (``[N, D]`` float32, an array

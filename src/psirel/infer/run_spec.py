@@ -1,0 +1,95 @@
+"""What a prediction run is, validated once: inputs, budget, runtime and precision.
+
+Both drivers (:func:`psirel.infer.pipeline.predict` and
+:func:`psirel.infer.distributed.predict_tiled`) build one :class:`RunSpec` from their
+arguments before any work, so a bad value is one line naming the option, and both key their
+work dirs with :meth:`RunSpec.key`: the model card's hash, every input's content fingerprint
+and side cars, the psirel version (:func:`psirel.infer.manifest.run_inputs_key`), plus what
+the run reads and how it cuts the work.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from psirel.errors import PsirelError
+from psirel.infer.backends import DEVICES, PRECISIONS
+from psirel.infer.manifest import run_inputs_key
+from psirel.io.schema import PointSchema
+from psirel.model_dir import MODEL_JSON
+
+EMBED_BATCH = 256        # patches per encoder call
+BLOCK_POINTS = 4096      # stage-2 seeds per GNN call
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One prediction run (paths as given; see the drivers for each field's meaning)."""
+
+    model_dir: Path
+    points: Path
+    dem: Path
+    lulc: Path
+    amplitude: Path
+    out: Path
+    crs: str | None = None
+    schema: PointSchema = field(default_factory=PointSchema)
+    lulc_legend: str | None = None
+    memory_gb: float = 2.0
+    chunk_points: int | None = None
+    block_points: int = BLOCK_POINTS
+    threads: int | None = None
+    device: str = "cpu"
+    precision: str = "fp32"
+    work_dir: Path | None = None
+    restart: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("model_dir", "points", "dem", "lulc", "amplitude", "out"):
+            object.__setattr__(self, name, Path(getattr(self, name)))
+        if self.work_dir is not None:
+            object.__setattr__(self, "work_dir", Path(self.work_dir))
+        if self.schema is None:
+            object.__setattr__(self, "schema", PointSchema())
+        if self.crs is not None:
+            object.__setattr__(self, "crs", str(self.crs))
+        if not (isinstance(self.memory_gb, (int, float)) and math.isfinite(self.memory_gb)
+                and self.memory_gb > 0):
+            raise PsirelError(f"--memory-gb {self.memory_gb}: must be a positive number of GiB")
+        for name, value in (("chunk_points", self.chunk_points),
+                            ("block_points", self.block_points), ("--threads", self.threads)):
+            if value is not None and not (isinstance(value, int) and value >= 1):
+                raise PsirelError(f"{name} {value}: must be a whole number, at least 1")
+        if self.device not in DEVICES:
+            raise PsirelError(f"--device {self.device}: choose one of {', '.join(DEVICES)}")
+        if self.precision not in PRECISIONS:
+            raise PsirelError(f"--precision {self.precision}: choose one of "
+                              f"{', '.join(PRECISIONS)}")
+
+    @property
+    def rasters(self) -> dict[str, Path]:
+        return {"dem": self.dem, "lulc": self.lulc, "amplitude": self.amplitude}
+
+    def work_dir_for(self, prefix: str) -> Path:
+        """The given work dir, else ``<prefix><output name>`` beside the output (the full
+        name: ``pred.gpkg`` and ``pred.csv`` never share one)."""
+        return self.work_dir if self.work_dir is not None else \
+            self.out.resolve().parent / f"{prefix}{self.out.name}"
+
+    def key(self, n_points: int, backend: str, chunk: int, precision: str | None = None
+            ) -> dict:
+        """What a work dir's content depends on: a resumed run never mixes results of another
+        model, input (content or side car), column map, backend, precision (default this
+        spec's) or chunking."""
+        precision = precision or self.precision
+        return {
+            **run_inputs_key(self.model_dir / MODEL_JSON, self.points, self.rasters),
+            "crs": self.crs,
+            "schema": self.schema.to_json(),
+            "n_points": int(n_points),
+            "backend": backend + ("/int8" if precision == "int8" else ""),
+            "chunking": {"chunk_points": int(chunk), "block_points": int(self.block_points),
+                         "embed_batch": EMBED_BATCH},
+        }
