@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from rich.console import Console
 
+from psirel.infer.run_spec import PredictionSummary
 
-def print_prediction(console: Console, s: dict) -> None:
+
+def print_prediction(console: Console, s: PredictionSummary) -> None:
     """Print a prediction summary (``infer.pipeline.predict`` / ``predict_tiled``)."""
     sec = s["seconds"]
     stages = ", ".join(f"{k} {v:.1f} s" for k, v in sec.items() if k != "total" and v >= 0.05)

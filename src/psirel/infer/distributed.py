@@ -48,7 +48,7 @@ from psirel.infer.pipeline import (
 )
 from psirel.infer.prepared import Silent, Timer
 from psirel.infer.quicklook_step import write_prediction_report
-from psirel.infer.run_spec import BLOCK_POINTS, RunSpec
+from psirel.infer.run_spec import BLOCK_POINTS, PredictionSummary, RunSpec
 from psirel.infer.tile_work import TileWork, read_tile_manifest
 from psirel.infer.tiling import (
     TilePlan,
@@ -102,7 +102,7 @@ def predict_tiled(model_dir: Path | str, points: Path | str, dem: Path | str,
                   connect_timeout_s: float = CONNECT_TIMEOUT_S,
                   precision: str = "fp32", lulc_legend: str | None = None,
                   schema: PointSchema | None = None,
-                  report: bool | Path | str = False) -> dict:
+                  report: bool | Path | str = False) -> PredictionSummary:
     """Predict P(reliable) for every point tile by tile on Dask; same output as
     :func:`psirel.infer.pipeline.predict` (≤ 1e-5).
 

@@ -32,7 +32,7 @@ from psirel.infer.backends import Backend, make_backend
 from psirel.infer.naive import predict_naive
 from psirel.infer.prepared import PreparedCloud, Silent, Timer, prepare
 from psirel.infer.quicklook_step import write_prediction_report
-from psirel.infer.run_spec import BLOCK_POINTS, EMBED_BATCH, RunSpec
+from psirel.infer.run_spec import BLOCK_POINTS, EMBED_BATCH, PredictionSummary, RunSpec
 from psirel.infer.shared_stage import embed_windows
 from psirel.infer.workdir import WorkDir
 from psirel.io.atomic import check_writable
@@ -63,7 +63,7 @@ def predict(model_dir: Path | str, points: Path | str, dem: Path | str, lulc: Pa
             warn: Callable[[str], None] | None = None, chunk_points: int | None = None,
             block_points: int = BLOCK_POINTS, precision: str = "fp32",
             lulc_legend: str | None = None, schema: PointSchema | None = None,
-            report: bool | Path | str = False) -> dict:
+            report: bool | Path | str = False) -> PredictionSummary:
     """Predict P(reliable) for every point and write ``out`` (every input attribute plus
     ``reliability`` float32 and ``reliable_pred`` at the model's threshold, input order and CRS).
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 from psirel.errors import PsirelError
 from psirel.infer.backends import DEVICES, PRECISIONS
@@ -93,3 +94,35 @@ class RunSpec:
             "chunking": {"chunk_points": int(chunk), "block_points": int(self.block_points),
                          "embed_batch": EMBED_BATCH},
         }
+
+
+class PredictionSummary(TypedDict, total=False):
+    """What both drivers return and ``psirel predict`` prints (:mod:`psirel.cli_summary`).
+
+    Always: ``points``, ``output``, ``threshold``, ``unreliable_fraction``, ``seconds`` and
+    ``points_per_s`` by stage, ``peak_rss_mb``, ``strategy``, ``backend``, ``device``. One
+    process adds ``chunks``/``blocks`` (total, computed), ``fallbacks`` (points given a
+    stated fallback) and ``work_dir``; tiles add ``tiles`` (total, computed, size, halo,
+    embeddings per point), ``executor`` and ``worker_peak_rss_mb``; ``report`` when asked."""
+
+    points: int
+    output: str
+    threshold: float
+    unreliable_fraction: float
+    seconds: dict[str, float]
+    points_per_s: dict[str, float]
+    peak_rss_mb: float | None
+    strategy: str
+    backend: str
+    device: str
+    precision: str
+    unknown_lulc_points: int
+    chunks: dict[str, int]
+    blocks: dict[str, int]
+    fallbacks: dict[str, int]
+    work_dir: str
+    tiles: dict[str, float]
+    executor: str
+    worker_peak_rss_mb: dict[str, float]
+    task_seconds: dict[str, float]
+    report: dict[str, str]
