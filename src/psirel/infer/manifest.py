@@ -27,7 +27,7 @@ import os
 from pathlib import Path
 
 from psirel.errors import WorkDirMismatch
-from psirel.io.atomic import atomic_write_text, remove_if_empty
+from psirel.io.atomic import atomic_write_text, remove_if_empty, remove_stale_temporaries
 
 LOCK = ".psirel.lock"
 FULL_HASH_BYTES = 64 << 20       # files up to this size are hashed whole
@@ -156,6 +156,7 @@ class Manifest:
         """Remove this run type's files (never anything else a user put there)."""
         for f in self.own_files():
             f.unlink(missing_ok=True)
+        remove_stale_temporaries(self.path / self.MANIFEST)  # of a run killed mid-write
 
     def close(self) -> None:
         """Release the lock (the files stay, to resume)."""

@@ -12,7 +12,7 @@ import numpy as np
 
 from psirel.infer.manifest import Manifest
 from psirel.infer.tiling import TileResult
-from psirel.io.atomic import atomic_path, remove_if_empty
+from psirel.io.atomic import atomic_path, remove_if_empty, remove_stale_temporaries
 
 
 class TileWork(Manifest):
@@ -71,7 +71,12 @@ class TileWork(Manifest):
 
     def clean(self) -> None:
         super().clean()
-        remove_if_empty(self.path / self.RESULTS)
+        results = self.path / self.RESULTS
+        if results.is_dir():  # results of tiles killed mid-write
+            names = {d.name.split(".")[1] for d in results.glob(".tile-*.npz.*.tmp")}
+            for name in names:
+                remove_stale_temporaries(results / f"{name}.npz")
+        remove_if_empty(results)
 
 
 def read_tile_manifest(path: Path) -> dict | None:
