@@ -16,6 +16,7 @@ import io
 import re
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -32,6 +33,11 @@ DELIMITERS = ",;\t|"
 INT64 = np.iinfo(np.int64)
 FLOAT_EXACT = 2**53  # every integer up to this magnitude is exact as a float64
 _INT_RE = re.compile(r"[+-]?[0-9]+")
+# What reading a damaged zip archive raises besides OSError: a bad header or CRC, a member
+# name that is no UTF-8, a corrupt deflate stream, a member cut short, an unsupported
+# compression method, an encrypted member.
+ZIP_ERRORS = (zipfile.BadZipFile, UnicodeDecodeError, zlib.error, EOFError, NotImplementedError,
+              RuntimeError)
 
 
 @dataclass(frozen=True)
@@ -104,7 +110,7 @@ def zip_member(path: Path, member: str | None = None) -> str:
         with zipfile.ZipFile(path) as z:
             names = [n for n in z.namelist() if not n.endswith("/")
                      and not n.startswith("__MACOSX/")]
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (OSError, *ZIP_ERRORS) as exc:
         raise UnreadableFile(path, first_line(exc)) from None
     shown = ", ".join(names[:8]) + (" …" if len(names) > 8 else "")
     if member is not None:
@@ -124,7 +130,10 @@ def _read_csvt(src: TextSource, ncols: int) -> list[np.dtype | None] | None:
     text = src.sidecar(".csvt")
     if text is None:
         return None
-    names = next(csv.reader([text.strip()]), [])
+    try:
+        names = next(csv.reader([text.strip()]), [])
+    except csv.Error:  # a field beyond the csv module's limit: no GDAL type list
+        return None
     if len(names) != ncols:
         return None  # stale sidecar: ignore it rather than mis-type the columns
     out = []
@@ -158,17 +167,20 @@ def _header(src: TextSource) -> tuple[str, list[str], list[list[str]]]:
         with src.open() as f:
             header = f.readline()
             sample = [ln for ln in (f.readline() for _ in range(CSV_SNIFF_ROWS)) if ln.strip()]
-    except (OSError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
+    except (OSError, *ZIP_ERRORS) as exc:  # ZIP_ERRORS: also text that is no UTF-8
         raise UnreadableFile(src.path, first_line(exc)) from None
     if not header.strip():
         return ",", [], []
     delim = max(DELIMITERS, key=header.count)
-    names = [n.strip() or f"field_{j + 1}"
-             for j, n in enumerate(next(csv.reader([header], delimiter=delim)))]
+    try:
+        names = [n.strip() or f"field_{j + 1}"
+                 for j, n in enumerate(next(csv.reader([header], delimiter=delim)))]
+        rows = list(csv.reader(sample, delimiter=delim))
+    except csv.Error as exc:  # a field longer than 128 KiB
+        raise UnreadableFile(src.path, first_line(exc)) from None
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise InvalidColumn(src.path, sorted(dup)[0], "appears twice in the header")
-    rows = list(csv.reader(sample, delimiter=delim))
     for i, r in enumerate(rows):
         if len(r) != len(names):
             raise UnreadableFile(src.path, f"row {i + 1} has {len(r)} fields, the header "
@@ -215,7 +227,7 @@ def read_csv_columns(path: Path | TextSource) -> dict[str, np.ndarray]:
         else:
             s = texts[:, txt.index(j)]
             if dt is not None and dt.kind == "M":
-                out[name] = np.where(s == "", "NaT", s).astype(dt)
+                out[name] = _as_dates(src, name, s, dt)
             else:
                 out[name] = s.astype(object)
     return out
@@ -229,6 +241,16 @@ def _kind(declared: np.dtype | None, sniffed: str, empty: bool) -> str | None:
     if sniffed != "str" and empty:
         return None
     return {"int": "int", "float": "num"}.get(sniffed, "str")
+
+
+def _as_dates(src: TextSource, name: str, s: np.ndarray, declared: np.dtype) -> np.ndarray:
+    """A text column the ``.csvt`` sidecar declares ``Date`` / ``DateTime`` (empty: NaT); a
+    value that is no date is an :class:`InvalidColumn` naming it."""
+    try:
+        return np.where(s == "", "NaT", s).astype(declared)
+    except ValueError as exc:
+        raise InvalidColumn(src.path, name, "is not a date as its .csvt sidecar says "
+                                            f"({first_line(exc)})") from None
 
 
 def _integer_columns(src: TextSource, cols: list[int], opts: dict) -> dict[int, np.ndarray]:

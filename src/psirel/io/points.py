@@ -30,6 +30,7 @@ from psirel.errors import (
     MissingColumn,
     MissingCRS,
     UnreadableFile,
+    first_line,
 )
 from psirel.io.columns import ROLE_ALIASES, XY_PAIRS, match_column
 from psirel.io.formats import OGR_DRIVERS, read_format_of
@@ -46,6 +47,7 @@ from psirel.io.values import (
     labels,
     numeric,
     series,
+    to_float32,
     unit_warnings,
 )
 
@@ -322,8 +324,8 @@ def _values(path: Path, cols: dict[str, np.ndarray], res: ColumnResolution, ids:
         warnings += unit_warnings(velocity, vc, ser, res.series)
     if units == "m":
         velocity = velocity * METRES_TO_MM
-    return {"velocity": velocity.astype(np.float32), "coherence": coh, "coherence_column": cc,
-            "height": height, "series": ser, "labels": lab,
+    return {"velocity": to_float32(path, vc, velocity, ids), "coherence": coh,
+            "coherence_column": cc, "height": height, "series": ser, "labels": lab,
             "dates": np.array([d for _, d in res.series], dtype="datetime64[D]"),
             "units": units, "units_origin": units_origin}
 
@@ -336,7 +338,12 @@ def _reproject(path: Path, sx: np.ndarray, sy: np.ndarray, source_crs: CRS, targ
     out_crs = _crs(path, target_crs)
     if out_crs.equals(source_crs):
         return sx, sy, out_crs
-    tr = Transformer.from_crs(source_crs, out_crs, always_xy=True)
+    try:
+        tr = Transformer.from_crs(source_crs, out_crs, always_xy=True)
+    except Exception as exc:  # pyproj.exceptions.ProjError: e.g. from a local (LOCAL_CS) CRS
+        raise InvalidValues(path, "geometry", len(sx), f"points that cannot be transformed "
+                            f"from {_name(source_crs)} to {_name(out_crs)} ({first_line(exc)})",
+                            ids) from None
     x, y = tr.transform(sx, sy)
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     bad = ~(np.isfinite(x) & np.isfinite(y))

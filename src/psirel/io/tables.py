@@ -23,7 +23,7 @@ import shapely
 from pyproj import CRS
 
 from psirel.errors import NotPoints, UnreadableFile, first_line
-from psirel.io.delimited import TextSource, read_csv_columns, zip_member
+from psirel.io.delimited import ZIP_ERRORS, TextSource, read_csv_columns, zip_member
 from psirel.io.formats import OGR_DRIVERS, import_pyarrow, read_format_of
 
 
@@ -66,7 +66,11 @@ def read_table(path: Path, bbox=None, layer: str | None = None) -> RawTable:
     if fmt == "CSV":
         member = zip_member(path, layer) if path.suffix.lower() == ".zip" else None
         src = TextSource(path, member)
-        return RawTable(read_csv_columns(src), None, None, src.sidecar_crs(), member=member)
+        damaged = (OSError, *ZIP_ERRORS) if member is not None else (OSError,)
+        try:
+            return RawTable(read_csv_columns(src), None, None, src.sidecar_crs(), member=member)
+        except damaged as exc:  # a zip member (or its sidecar) that cannot be decompressed
+            raise UnreadableFile(path, first_line(exc)) from None
     return _read_parquet(path)
 
 
@@ -93,6 +97,10 @@ def point_coordinates(path: Path, wkb: np.ndarray) -> tuple[np.ndarray, np.ndarr
     if bad.any():
         name = shapely.GeometryType(int(kind[bad][0])).name.title().replace("string", "String")
         raise NotPoints(path, f"{int(bad.sum())} of type {name}")
+    empty = shapely.is_empty(geoms)  # GEOS refuses the x of an empty point
+    if empty.any():
+        geoms = geoms.copy()
+        geoms[empty] = None
     return shapely.get_x(geoms).astype(np.float64), shapely.get_y(geoms).astype(np.float64)
 
 
@@ -139,29 +147,73 @@ def _read_parquet(path: Path) -> RawTable:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow.lib.ArrowInvalid on a non-Parquet file
         raise UnreadableFile(path, first_line(exc)) from None
+    try:
+        return _parquet_contents(path, table)
+    except (pa.ArrowException, UnicodeDecodeError) as exc:  # a damaged page read as valid:
+        raise UnreadableFile(path, first_line(exc)) from None  # text that is no UTF-8, ...
+
+
+def _parquet_contents(path: Path, table) -> RawTable:
+    """The columns and point coordinates of a Parquet table read from ``path``."""
     meta = table.schema.metadata or {}
-    geo = json.loads(meta[b"geo"]) if b"geo" in meta else None
-    if geo is None:  # plain Parquet: coordinates are columns, CRS from a .prj or the caller
+    if b"geo" not in meta:  # plain Parquet: coordinates are columns, CRS from a .prj or the caller
         cols = {n: _arrow_to_numpy(table.column(n)) for n in table.column_names}
         return RawTable(cols, None, None, read_sidecar_crs(path))
-    gname = geo.get("primary_column", "geometry")
-    gmeta = geo.get("columns", {}).get(gname, {})
+    gname, gmeta = _geo_column(path, meta[b"geo"], table.column_names)
     if "crs" not in gmeta:  # GeoParquet spec: a missing crs means OGC:CRS84
         crs = CRS.from_user_input("OGC:CRS84")
     elif gmeta["crs"] is None:  # explicitly unknown
         crs = None
     else:
-        crs = CRS.from_user_input(gmeta["crs"])
+        try:
+            crs = CRS.from_user_input(gmeta["crs"])
+        except Exception as exc:  # pyproj.exceptions.CRSError, TypeError on odd JSON
+            raise UnreadableFile(path, f"GeoParquet crs is not a CRS: {first_line(exc)}"
+                                 ) from None
     encoding = str(gmeta.get("encoding", "WKB")).lower()
     gcol = table.column(gname)
     if encoding == "wkb":
         x, y = point_coordinates(path, np.asarray(gcol.to_numpy(zero_copy_only=False),
                                                   dtype=object))
     elif encoding == "point":  # GeoArrow native point: struct<x, y[, z]>
-        flat = gcol.combine_chunks()
-        x = np.asarray(flat.field("x").to_numpy(zero_copy_only=False), dtype=np.float64)
-        y = np.asarray(flat.field("y").to_numpy(zero_copy_only=False), dtype=np.float64)
+        x, y = _geoarrow_points(path, gcol)
     else:
         raise NotPoints(path, f"GeoParquet encoding '{encoding}'")
     cols = {n: _arrow_to_numpy(table.column(n)) for n in table.column_names if n != gname}
     return RawTable(cols, x, y, crs)
+
+
+def _geo_column(path: Path, geo: bytes, names: list[str]) -> tuple[str, dict]:
+    """The primary geometry column named by GeoParquet ``geo`` metadata, and its metadata;
+    metadata that is no such JSON object, or names a missing column, is
+    :class:`UnreadableFile`."""
+    try:
+        meta = json.loads(geo)
+    except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError
+        raise UnreadableFile(path, f"GeoParquet 'geo' metadata is not JSON: {first_line(exc)}"
+                             ) from None
+    cols = meta.get("columns", {}) if isinstance(meta, dict) else None
+    gname = meta.get("primary_column", "geometry") if isinstance(meta, dict) else None
+    gmeta = cols.get(gname, {}) if isinstance(cols, dict) and isinstance(gname, str) else None
+    if not isinstance(gmeta, dict):
+        raise UnreadableFile(path, "GeoParquet 'geo' metadata is not a JSON object of "
+                                   "columns")
+    if gname not in names:
+        raise UnreadableFile(path, f"no GeoParquet geometry column '{gname}' (found "
+                                   f"{', '.join(names[:12])})")
+    return gname, gmeta
+
+
+def _geoarrow_points(path: Path, gcol) -> tuple[np.ndarray, np.ndarray]:
+    """x, y of a GeoArrow ``point`` column (struct<x, y[, z]>), NaN where it is null."""
+    pa, _ = import_pyarrow()
+    flat = gcol.combine_chunks()
+    numbers = {f.name for f in flat.type if pa.types.is_floating(f.type)
+               or pa.types.is_integer(f.type)} if pa.types.is_struct(flat.type) else set()
+    if not {"x", "y"} <= numbers:
+        raise NotPoints(path, f"GeoParquet 'point' encoding of a {flat.type} column")
+    null = ~np.asarray(flat.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    x, y = (np.array(flat.field(k).to_numpy(zero_copy_only=False), dtype=np.float64)
+            for k in ("x", "y"))
+    x[null], y[null] = np.nan, np.nan
+    return x, y

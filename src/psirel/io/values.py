@@ -26,13 +26,13 @@ def numeric(path: Path, name: str, a: np.ndarray) -> np.ndarray:
     if a.dtype.kind in "fiub":
         return a.astype(np.float64)
     if a.dtype.kind == "O":
-        b = np.where(np.equal(a, None), np.nan, a)
         try:
-            return b.astype(np.float64)
-        except (TypeError, ValueError):
-            for v in b:
+            return np.where(np.equal(a, None), np.nan, a).astype(np.float64)
+        except (TypeError, ValueError):  # words, or lists (a Parquet list column)
+            for v in a:
                 try:
-                    float(v)
+                    if v is not None:
+                        float(v)
                 except (TypeError, ValueError):
                     raise InvalidColumn(path, name, f"is not numeric (found '{v}')") from None
     raise InvalidColumn(path, name, f"is not numeric (type {a.dtype})")
@@ -44,6 +44,18 @@ def finite(path: Path, name: str, v: np.ndarray, ids: np.ndarray) -> np.ndarray:
     if bad.any():
         raise InvalidValues(path, name, int(bad.sum()), "NaN or infinite values", ids[bad])
     return v
+
+
+def to_float32(path: Path, name: str, v: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """``v`` as float32; values beyond its range (|v| > 3.4e38, infinite once cast) are an
+    error counting them."""
+    with np.errstate(over="ignore"):
+        out = v.astype(np.float32)
+    bad = ~np.isfinite(out) & np.isfinite(v)
+    if bad.any():
+        raise InvalidValues(path, name, int(bad.sum()), "values beyond the float32 range "
+                            "(|v| > 3.4e38)", ids[bad])
+    return out
 
 
 def coherence(path: Path, name: str, a: np.ndarray, ids: np.ndarray) -> np.ndarray:
