@@ -28,7 +28,7 @@ from psirel.report.rasterise import map_grid
 from psirel.train.checkpoint import load_predictor
 from psirel.train.data import CLASSES, build_patch_cache, load_inputs
 from psirel.train.loop import predict_ensemble
-from psirel.train.point_data import build_point_data
+from psirel.train.point_data import build_point_data, streamed_patch_stats
 from psirel.train.trainer import graph_data
 
 MAP_CELLS = 1024   # the evaluation map's terrain: at most this many cells a side
@@ -106,7 +106,11 @@ def evaluate(model_dir: Path, points: Path, dem: Path, lulc: Path, amplitude: Pa
         prepared = PreparedCloud.from_cloud(card, inputs.stack, inputs.cloud,
                                             features=(inputs.scalars_raw, inputs.scalar_names))
         normalizer = prepared.normalizer
-        patches, n_unknown = build_patch_cache(inputs, normalizer, cache_dir)
+        patches, pstats = None, None
+        if card.shared_map:  # patches only for the baselines' statistics: none kept
+            pstats, n_unknown = streamed_patch_stats(inputs, normalizer)
+        else:
+            patches, n_unknown = build_patch_cache(inputs, normalizer, cache_dir)
         card.check_unknown_lulc(n_unknown, inputs.n, warn=warn,
                            codes=inputs.stack.unknown_lulc_codes)
         raster = scene_raster(normalizer, inputs.stack, cache_dir / "raster.npy",
@@ -121,7 +125,7 @@ def evaluate(model_dir: Path, points: Path, dem: Path, lulc: Path, amplitude: Pa
         scores["pointwise_only"] = predict_ensemble(load_predictor(card, "pointwise_only"),
                                                     data, everyone)[0]
         thresholds["pointwise_only"] = card.variant("pointwise_only").threshold
-        pdata = build_point_data(inputs, patches, normalizer)
+        pdata = build_point_data(inputs, patches, normalizer, pstats)
         for name, est in rebuild_baselines(card).items():
             scores[name] = est.predict_proba(pdata)[:, 1].astype(np.float32)
             thresholds[name] = float(card.baseline(name).get("threshold_tuned", 0.5))

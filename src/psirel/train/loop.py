@@ -29,7 +29,7 @@ from psirel.report.metrics import reliability_metrics, tune_threshold
 class GraphData:
     """Arrays a step needs, in input order: normalised scalars and node attributes for edges."""
 
-    patches: np.ndarray          # [N, 4, P, P] float16 memmap
+    patches: np.ndarray | None   # [N, 4, P, P] float16 memmap (None: shared-map encoder)
     scalars: np.ndarray          # [N, S] float32 standardised
     x_m: np.ndarray
     y_m: np.ndarray

@@ -67,11 +67,11 @@ from psirel.train.loop import (
     steps_for,
     val_logits,
 )
-from psirel.train.point_data import build_point_data
+from psirel.train.point_data import build_point_data, streamed_patch_stats
 from psirel.train.split import block_split
 
 
-def graph_data(inputs: CloudInputs, patches: np.ndarray, normalizer, edge_scale,
+def graph_data(inputs: CloudInputs, patches: np.ndarray | None, normalizer, edge_scale,
                raster: np.ndarray | None = None) -> GraphData:
     """Training arrays; ``raster`` (the normalised scene, :func:`full_raster`) switches the
     image input to shared-map windows."""
@@ -217,13 +217,17 @@ def train_clouds(specs: list[CloudSpec], out: Path, *, settings: TrainSettings |
         for i, inputs in enumerate(clouds):
             _reopen(inputs)
             try:
-                patches, unk = build_patch_cache(inputs, normalizer, cache_dir / f"cloud{i}",
-                                                 progress=lambda n: rep.advance(n))
+                patches, pstats, raster = None, None, None
+                if settings.encoder == "shared-map":  # the scene raster, and no patch cache
+                    pstats, unk = streamed_patch_stats(inputs, normalizer,
+                                                       progress=lambda n: rep.advance(n))
+                    raster = scene_raster(normalizer, inputs.stack, cache_dir / f"raster{i}.npy")
+                else:
+                    patches, unk = build_patch_cache(inputs, normalizer, cache_dir / f"cloud{i}",
+                                                     progress=lambda n: rep.advance(n))
                 n_unknown += unk
-                raster = scene_raster(normalizer, inputs.stack, cache_dir / f"raster{i}.npy") \
-                    if settings.encoder == "shared-map" else None
                 data = graph_data(inputs, patches, normalizer, edge_scale, raster)
-                pdatas.append(build_point_data(inputs, patches, normalizer))
+                pdatas.append(build_point_data(inputs, patches, normalizer, pstats))
             finally:
                 inputs.stack.close()
             train_m, val_m, _ = splits[i]
