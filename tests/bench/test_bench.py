@@ -194,13 +194,16 @@ def test_tiny_run_writes_every_key(tiny_patch_model, tmp_path):
                       pipeline_points=1500, pipeline_repeats=1, scaling_points=(1500,),
                       scaling_repeats=1, heldout_points=1500, dense_points=1500,
                       matmul_n=128, matmul_repeats=1, train_points=1500, epochs=1,
-                      max_steps=2, batch_size=128)
+                      max_steps=2, batch_size=128, memory_points=1500)
     run_bench(tmp_path, cfg, model=tiny_patch_model)
     data = json.loads((tmp_path / "latest.json").read_text())
     assert missing_keys(data) == []
     assert TOP_KEYS <= set(data)
     assert data["scaling"][0]["points"] == 1500 and data["scaling"][0]["peak_rss_mb"] > 0
     assert data["pipeline"]["points"] == 1500
+    t = data["training"]
+    assert t["points"] == 1500 and t["train_peak_rss_mb"] > 0 and t["evaluate_peak_rss_mb"] > 0
+    assert "Training and evaluate" in (tmp_path / "latest.md").read_text()
     # a figure is a number, or null with its reason
     for section, key in (("quality", "int8_auc"), ("quality", "shared_map_auc"),
                          ("shared_map", "shared_points_per_s")):

@@ -188,6 +188,17 @@ def to_markdown(result: dict) -> str:
                      + " | ".join(_f(st.get(k), 2) for k in STAGE_KEYS)
                      + f" | {e.get('runs', '')} |")
 
+    t = result.get("training")
+    if t:
+        lines += ["", "**Training and evaluate** (default model, one member, "
+                  f"{t.get('max_steps')} steps; a fresh process each)", "",
+                  "| points | train s | train peak RSS (MB) | evaluate s "
+                  "| evaluate peak RSS (MB) |",
+                  "|--:|--:|--:|--:|--:|",
+                  f"| {_f(t.get('points'))} | {_f(t.get('train_seconds'))} | "
+                  f"{_f(t.get('train_peak_rss_mb'))} | {_f(t.get('evaluate_seconds'))} | "
+                  f"{_f(t.get('evaluate_peak_rss_mb'))} |"]
+
     q, s, r = result.get("quality", {}), result.get("shared_map", {}), result.get("roofline", {})
     lines += ["", "**Quality** (ROC-AUC, unreliable class, held-out scene) and **shared map** "
               "(dense scene, stage-1 points/s)", "",

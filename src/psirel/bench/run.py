@@ -1,9 +1,10 @@
 """``psirel bench``: every benchmark of the issue in one run, into ``OUT/latest.{json,md}``.
 
 Order: assets (scenes and models, cached under ``OUT/cache``), stage-1 encoder timings,
-roofline, naive vs two-stage, scaling (fresh processes), quality on the held-out scene, shared
-map vs patch encoder. :class:`BenchConfig` holds every size and repeat count; ``full()`` is the
-issue's protocol, ``quick()`` a few minutes' smoke run of the same code (1M points skipped, tiny
+roofline, naive vs two-stage, scaling (fresh processes), train and evaluate peak memory (fresh
+processes), quality on the held-out scene, shared map vs patch encoder. :class:`BenchConfig`
+holds every size and repeat count; ``full()`` is the issue's protocol, ``quick()`` a few
+minutes' smoke run of the same code (1M points skipped, tiny
 training: its quality figures mean nothing).
 """
 
@@ -26,6 +27,7 @@ from psirel.bench.encoder import (
     torch_backend,
 )
 from psirel.bench.machine import load_average, machine_info
+from psirel.bench.memory import train_evaluate_memory
 from psirel.bench.pipeline import compare_strategies, scaling
 from psirel.bench.quality import quality, shared_map_comparison
 from psirel.bench.report import write_report
@@ -71,6 +73,7 @@ class BenchConfig:
     shared_repeats: int = 1
     matmul_n: int = 2048
     matmul_repeats: int = 5
+    memory_points: int = 1_000_000       # train + evaluate peak RSS, fresh processes (0: skip)
 
     @classmethod
     def full(cls) -> BenchConfig:
@@ -81,7 +84,8 @@ class BenchConfig:
         return cls(mode="quick", repeats=3, pipeline_points=10_000, pipeline_repeats=1,
                    scaling_points=(10_000, 100_000), scaling_repeats=1, train_points=3_000,
                    epochs=1, max_steps=4, batch_size=128, heldout_points=5_000,
-                   dense_points=10_000, matmul_n=1024, matmul_repeats=3)
+                   dense_points=10_000, matmul_n=1024, matmul_repeats=3,
+                   memory_points=20_000)
 
 
 def run_bench(out: Path | str, config: BenchConfig | None = None, *, model: Path | None = None,
@@ -160,6 +164,14 @@ def run_bench(out: Path | str, config: BenchConfig | None = None, *, model: Path
     result["scaling"] = scaling(
         model, sizes, work, threads=cfg.threads,
         repeats_for=lambda n: 1 if n >= cfg.scaling_single_from else cfg.scaling_repeats)
+
+    if cfg.memory_points:
+        mem_scene = dict(sizes).get(cfg.memory_points) or assets.scene(
+            cache, cfg.memory_points, cfg.timing_seed)
+        result["training"] = train_evaluate_memory(mem_scene, work, cfg.memory_points,
+                                                   threads=cfg.threads)
+        if cfg.memory_points == 1_000_000:
+            result["training"]["peak_rss_mb_1m"] = result["training"]["train_peak_rss_mb"]
 
     # ------------------------------------------------------------ quality and shared map
     result["quality"] = quality(model, heldout, work, int8=int8, threads=cfg.threads)
