@@ -219,11 +219,11 @@ def _nodata_under(src, path: Path, px, py, rows: np.ndarray) -> int:
         return 0
     try:
         xy = zip(np.asarray(px)[rows], np.asarray(py)[rows], strict=True)
-        vals = [v[0] for v in src.sample(xy, indexes=1, masked=True)]
+        arr = np.ma.concatenate(list(src.sample(xy, indexes=1, masked=True)))
     except rasterio.errors.RasterioError as exc:
         raise UnreadableFile(path, f"cannot read its data ({first_line(exc)})") from None
-    arr = np.ma.asarray(vals).astype(np.float64)
-    return int((np.ma.getmaskarray(arr) | ~np.isfinite(arr.filled(0.0))).sum())
+    bad = np.ma.getmaskarray(arr) | ~np.isfinite(np.ma.getdata(arr).astype(np.float64))
+    return int(bad.sum())
 
 
 def _reproject(cloud: PointCloud, target: CRS | None) -> PointCloud:
