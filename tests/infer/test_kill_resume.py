@@ -21,7 +21,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,32 +33,18 @@ POLL_S = 0.005
 KILL_WAIT_S = 180.0  # longest wait for the moment to kill (a busy machine)
 RUN_TIMEOUT_S = 300.0
 
-DRIVER = textwrap.dedent('''
-    """One psirel predict run as configured by the JSON file argv[1]; prints its summary."""
-    import json
-    import sys
-    import time
-    from pathlib import Path
+def _bench_driver() -> str:
+    """The driver script of ``bench/kill_resume.py`` (one copy for the bench and the test)."""
+    import importlib.util
 
-    if __name__ == "__main__":  # Dask's LocalCluster spawns workers that re-import this file
-        cfg = json.loads(Path(sys.argv[1]).read_text())
-        t0 = time.perf_counter()
-        common = dict(work_dir=cfg["work_dir"], threads=1, chunk_points=cfg["chunk_points"],
-                      block_points=cfg["block_points"])
-        if cfg["dask"]:
-            from psirel.infer.distributed import predict_tiled
+    path = Path(__file__).resolve().parents[2] / "bench" / "kill_resume.py"
+    spec = importlib.util.spec_from_file_location("psirel_bench_kill_resume", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.DRIVER
 
-            s = predict_tiled(cfg["model"], *cfg["inputs"], cfg["out"], dask=cfg["dask"],
-                              tile_m=cfg["tile_m"], **common)
-            facts = {"tiles": s["tiles"]}
-        else:
-            from psirel.infer.pipeline import predict
 
-            s = predict(cfg["model"], *cfg["inputs"], cfg["out"], **common)
-            facts = {"chunks": s["chunks"], "blocks": s["blocks"]}
-        facts["seconds"] = time.perf_counter() - t0
-        print("SUMMARY " + json.dumps(facts), flush=True)
-''')
+DRIVER = _bench_driver()
 
 
 class Runner:
