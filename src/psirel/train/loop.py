@@ -20,6 +20,7 @@ from torch import nn
 from psirel.config import TrainSettings
 from psirel.features.tiles import crop, window_around
 from psirel.graph.edges import EdgeScale, edge_features
+from psirel.graph.hilbert import spatial_order
 from psirel.graph.sampling import Subgraph, compact_batches, full_neighbourhood, sample_subgraph
 from psirel.models.reliability import ModelConfig, ReliabilityModel
 from psirel.report.metrics import reliability_metrics, tune_threshold
@@ -118,15 +119,23 @@ def node_statistics(model: ReliabilityModel, data: GraphData, block: int = 4096
 def predict_points(model: ReliabilityModel, data: GraphData, points: np.ndarray,
                    block: int = 2048, device: str = "cpu", logits: bool = False) -> np.ndarray:
     """P(reliable) of ``points`` (their logits with ``logits=True``) with full L-hop
-    neighbourhoods (exact, no sampling)."""
+    neighbourhoods (exact, no sampling).
+
+    Blocks are runs of the points' Hilbert order, whatever order ``points`` come in: a block of
+    rows consecutive in the file can span the whole scene (a scan-line file's rows do), and a
+    shared-map model encodes one window around a block's whole neighbourhood, so such a block
+    encoded (and held) the scene's full width. A compact block reads a window of its own size."""
     model.eval()
+    points = np.asarray(points, np.int64)
     hops = model.cfg.receptive_hops()
     out = np.empty(len(points), np.float32)
+    along = spatial_order(data.x_m[points], data.y_m[points])
     for s in range(0, len(points), block):
-        seeds = points[s:s + block]
+        at = along[s:s + block]
+        seeds = points[at]
         sub = full_neighbourhood((data.idx, data.mask), seeds, hops)
         z = subgraph_logits(model, data.subgraph_tensors(sub, device), embed_batch=512)[:len(seeds)]
-        out[s:s + len(seeds)] = (z if logits else torch.sigmoid(z)).cpu().numpy()
+        out[at] = (z if logits else torch.sigmoid(z)).cpu().numpy()
     return out
 
 
