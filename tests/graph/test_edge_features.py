@@ -66,6 +66,46 @@ def test_series_rms_differences_ignore_offsets_and_see_disagreement():
     np.testing.assert_array_equal(f, g)
 
 
+def _difference_series_reference(series, rows, nb):
+    """The definition, in float64: RMS of the de-meaned (and de-trended) s_j − s_i."""
+    d = series[nb].astype(np.float64) - series[rows][:, None, :].astype(np.float64)
+    d -= d.mean(axis=2, keepdims=True)
+    t = np.arange(series.shape[1]) - (series.shape[1] - 1) / 2
+    res = d - (d @ t)[..., None] / (t @ t) * t
+    return np.sqrt((d * d).mean(axis=2)), np.sqrt((res * res).mean(axis=2))
+
+
+def test_series_rms_differences_from_point_statistics_equal_the_definition():
+    from psirel.graph.edges import _nan_rms_differences, series_rms_differences
+
+    rng = np.random.default_rng(4)
+    n, k, t_len = 400, 8, 111
+    t = np.arange(t_len)
+    # offsets of ±30 mm and trends of ±10 mm over the stack, 2 mm noise, an unwrapping step
+    series = (rng.normal(0, 30, (n, 1)) + rng.normal(0, 10, (n, 1)) * t / t_len
+              + rng.normal(0, 2, (n, t_len))).astype(np.float32)
+    series[7, 60:] += 15.5
+    nb, rows = rng.integers(0, n, (n, k)), np.arange(n)
+    rms, det = series_rms_differences(series, rows, nb)
+    ref_rms, ref_det = _difference_series_reference(series, rows, nb)
+    np.testing.assert_allclose(rms, ref_rms, atol=1e-5)
+    np.testing.assert_allclose(det, ref_det, atol=1e-5)
+    # a subset of rows, given as a slice or an index array, is those rows' edges
+    sub = series_rms_differences(series, slice(100, 150), nb[100:150])
+    np.testing.assert_array_equal(sub[0], rms[100:150])
+    # series with gaps: their edges take the NaN-aware path, the others are unchanged
+    gappy = series.copy()
+    gappy[3, 10] = np.nan
+    gappy[5] = np.nan
+    rms2, det2 = series_rms_differences(gappy, rows, nb)
+    touched = np.isin(rows, [3, 5]) | np.isin(nb, [3, 5]).any(axis=1)
+    np.testing.assert_array_equal(rms2[~touched], rms[~touched])
+    slow = _nan_rms_differences(gappy, rows[touched], nb[touched])
+    np.testing.assert_array_equal(rms2[touched], slow[0])
+    np.testing.assert_array_equal(det2[touched], slow[1])
+    assert (rms2[5] == 0).all() and (rms2[3] > 0).all()   # no dates in common: 0
+
+
 def test_masked_slots_are_zero_even_with_nan_attributes():
     x, y, h, v, t = three_points()
     h = np.array([np.nan, 13.0, 9.0])

@@ -95,9 +95,54 @@ def series_rms_differences(series_mm: np.ndarray | None, rows: np.ndarray | slic
       part Δvelocity cannot explain (seasonal soil moisture on a field, unwrapping steps,
       noise), as in StaMPS-like weeding against the neighbours' series.
 
-    NaN dates are skipped; no series (``None`` or T = 0) gives zeros. Two ``[r, k]`` float32."""
+    NaN dates are skipped; no series (``None`` or T = 0) gives zeros. Two ``[r, k]`` float32.
+
+    Edges between two complete series (the usual case) take :func:`_complete_rms_differences`,
+    the same numbers from per-point statistics and one dot product per edge; edges touching a
+    series with gaps take the NaN-aware path below."""
     if series_mm is None or series_mm.shape[1] == 0:
         return np.zeros(nb.shape, np.float32), np.zeros(nb.shape, np.float32)
+    own_rows = np.arange(series_mm.shape[0])[rows]
+    nodes, inv = np.unique(np.concatenate([own_rows, nb.ravel()]), return_inverse=True)
+    s = np.asarray(series_mm[nodes], np.float32)                          # [u, T]
+    complete = np.isfinite(s).all(axis=1)
+    i_loc, j_loc = inv[:len(own_rows)], inv[len(own_rows):].reshape(nb.shape)
+    rms, detrended = _complete_rms_differences(s, i_loc, j_loc)
+    gaps = np.flatnonzero(~complete[i_loc] | ~complete[j_loc].all(axis=1))
+    if len(gaps):
+        rms[gaps], detrended[gaps] = _nan_rms_differences(series_mm, own_rows[gaps], nb[gaps])
+    return rms, detrended
+
+
+def _complete_rms_differences(s: np.ndarray, i: np.ndarray, j: np.ndarray
+                              ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`series_rms_differences` for complete series ``s [u, T]`` and edges ``j [r, k]``
+    → ``i [r]`` (rows of ``s``), without a ``[r, k, T]`` difference series.
+
+    With t the centred acquisition index, each point's series is its mean + slope·t + a
+    residual r. For d = s_j − s_i the de-meaned variance is var(r_j − r_i) + (b_j − b_i)²·Σt²/T
+    and the detrended one var(r_j − r_i) = q_i + q_j − 2·r_i·r_j / T (q the residuals' mean
+    square): per-point statistics and one dot product per edge, the same numbers as the
+    difference series up to float rounding (float64 throughout: the difference of squares
+    would lose ~1e-3 mm in float32)."""
+    t_len = s.shape[1]
+    t = np.arange(t_len, dtype=np.float64) - (t_len - 1) / 2.0
+    stt = float(t @ t)
+    s64 = s.astype(np.float64)
+    mean = s64.mean(axis=1)
+    slope = (s64 @ t) / stt if stt > 0 else np.zeros(len(s))
+    resid = s64 - mean[:, None] - slope[:, None] * t
+    q = np.einsum("ut,ut->u", resid, resid) / t_len
+    dot = np.matmul(resid[j], resid[i][:, :, None])[..., 0]                      # [r, k]
+    det_var = q[i][:, None] + q[j] - 2.0 * dot / t_len
+    det_var = np.maximum(det_var, 0.0)
+    var = det_var + (slope[j] - slope[i][:, None]) ** 2 * stt / t_len
+    return np.sqrt(var).astype(np.float32), np.sqrt(det_var).astype(np.float32)
+
+
+def _nan_rms_differences(series_mm: np.ndarray, rows: np.ndarray, nb: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`series_rms_differences` from the difference series, skipping NaN dates."""
     own = np.asarray(series_mm[rows], np.float32)[:, None, :]
     d = np.asarray(series_mm[nb], np.float32) - own                      # [r, k, T]
     with np.errstate(invalid="ignore", divide="ignore"):
