@@ -256,3 +256,47 @@ def test_csv_values_are_bit_exact(f64, f32, words):
     assert cloud.attributes["b"].dtype == np.float32
     np.testing.assert_array_equal(cloud.attributes["b"], f32)
     assert cloud.attributes["w"].tolist() == words
+
+
+@pytest.mark.parametrize("ext", ["gpkg", "shp"])
+def test_arrow_and_feature_writes_give_the_same_file_contents(tmp_path, ext, monkeypatch):
+    """GDAL's Arrow stream (pyarrow installed) and pyogrio.raw.write (not) write one content:
+    values, dtypes, nulls (float NaN and None strings), row order, CRS; appended chunks too."""
+    pytest.importorskip("pyarrow")
+    import pyogrio
+
+    import psirel.io.sinks as sinks
+
+    x, y = xy(1000)
+    cols = {k: v for k, v in table(1000).items() if v.dtype.kind != "M"}
+    cols["note_value"] = np.linspace(0, 1, 1000)
+    cols["note_value"][[3, 500]] = np.nan
+    cols["pid"][7] = None
+    calls = []
+    real = pyogrio.write_arrow
+    monkeypatch.setattr(pyogrio, "write_arrow", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    def write(name: str) -> Path:
+        with PointWriter(tmp_path / f"{name}.{ext}", "EPSG:32633") as w:
+            for s in range(0, 1000, 400):
+                w.write(x[s:s + 400], y[s:s + 400], {k: v[s:s + 400] for k, v in cols.items()})
+        return tmp_path / f"{name}.{ext}"
+
+    arrow = read_points(write("arrow"))
+    assert len(calls) == 3                       # every chunk through the Arrow stream
+    monkeypatch.setattr(sinks, "optional_pyarrow", lambda: None)
+    plain = read_points(write("plain"))
+    assert len(calls) == 3                       # none this time
+    assert list(arrow.attributes) == list(plain.attributes)
+    for name, a in arrow.attributes.items():
+        b = plain.attributes[name]
+        assert a.dtype == b.dtype, name
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    assert np.isnan(arrow.attributes["note_value"][[3, 500]]).all()
+    assert arrow.attributes["pid"][7] is None
+    np.testing.assert_array_equal(arrow.x, plain.x)
+    np.testing.assert_array_equal(arrow.x, x)
+    assert arrow.source_crs.equals(plain.source_crs)
+    # a column the Arrow path does not carry (dates) sends the chunk the feature way
+    write_points(tmp_path / f"dated.{ext}", x, y, "EPSG:32633", table(1000))
+    assert len(calls) == 3
