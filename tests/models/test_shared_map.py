@@ -88,3 +88,24 @@ def test_summary_maps_agree_with_the_patch_summary_at_a_pixel():
     for n in ("dem_mean", "amp_mean", "amp_std", "valid"):
         k = names.index(n)
         assert got[k].item() == pytest.approx(ref[k].item(), abs=0.1), n
+
+
+def test_box_mean_as_running_sums_equals_average_pooling():
+    """The summary maps' k×k box mean (running sums from 15 px on) is avg_pool2d's, zeros
+    outside the window counted, at every k; and a constant is kept inside, tapered at edges."""
+    import torch.nn.functional as F
+
+    from psirel.models.summary_maps import RUNNING_SUM_FROM_PX, _box
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 7, 200, 150) * 3 + 1
+    for k in (3, RUNNING_SUM_FROM_PX, 17, 81):
+        h = k // 2
+        ref = F.avg_pool2d(F.avg_pool2d(x, (k, 1), stride=1, padding=(h, 0)), (1, k),
+                           stride=1, padding=(0, h))
+        got = _box(x, k)
+        assert got.shape == x.shape
+        torch.testing.assert_close(got, ref, atol=2e-6, rtol=0)
+    ones = _box(torch.ones(1, 1, 100, 100), 81)
+    assert ones[0, 0, 50, 50].item() == pytest.approx(1.0, abs=1e-6)
+    assert ones[0, 0, 0, 0].item() == pytest.approx(41 * 41 / 81**2, abs=1e-6)

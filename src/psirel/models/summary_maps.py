@@ -27,13 +27,28 @@ from psirel.models.map_sampling import sample_at
 from psirel.models.patch_summary import LOCAL_MAX_PX, SummaryStatistics
 
 BOX_PX = 81
+RUNNING_SUM_FROM_PX = 15   # box side from which _box is a running sum (below: avg_pool2d)
 
 
 def _box(x: Tensor, k: int) -> Tensor:
-    """Mean over a ``k × k`` box (zero outside), separable; same size as ``x [1, C, H, W]``."""
+    """Mean over a ``k × k`` box (zero outside), separable; same size as ``x [1, C, H, W]``.
+
+    Each pass is a running sum: ``cumsum`` of the zero-padded rows (or columns), then the
+    difference of sums ``k`` apart, so its cost does not grow with ``k``. ONNX Runtime's
+    AveragePool costs ``k`` per pixel: with the 81-px land-cover and moment boxes it was 85 %
+    of the shared-map encoder's time (a 384² window: 520 ms, 84 ms as running sums). The
+    same numbers as ``avg_pool2d`` (zeros counted) up to float32 rounding of the sums; small
+    boxes keep ``avg_pool2d``, which is cheap and exact there."""
     h = k // 2
-    x = F.avg_pool2d(x, (k, 1), stride=1, padding=(h, 0))
-    return F.avg_pool2d(x, (1, k), stride=1, padding=(0, h))
+    if k <= RUNNING_SUM_FROM_PX:
+        x = F.avg_pool2d(x, (k, 1), stride=1, padding=(h, 0))
+        return F.avg_pool2d(x, (1, k), stride=1, padding=(0, h))
+    x = F.pad(x, (0, 0, h + 1, h))                 # rows: one zero before for the difference
+    c = torch.cumsum(x, dim=2)
+    x = (c[:, :, k:, :] - c[:, :, :-k, :]) / k
+    x = F.pad(x, (h + 1, h, 0, 0))
+    c = torch.cumsum(x, dim=3)
+    return (c[:, :, :, k:] - c[:, :, :, :-k]) / k
 
 
 def _box_max(x: Tensor, k: int) -> Tensor:
