@@ -90,7 +90,7 @@ class RunSpec:
             "crs": self.crs,
             "schema": self.schema.to_json(),
             "n_points": int(n_points),
-            "backend": backend + ("/int8" if precision == "int8" else ""),
+            "backend": backend + ("" if precision == "fp32" else f"/{precision}"),
             "chunking": {"chunk_points": int(chunk), "block_points": int(self.block_points),
                          "embed_batch": EMBED_BATCH},
         }
@@ -103,7 +103,9 @@ class PredictionSummary(TypedDict, total=False):
     ``points_per_s`` by stage, ``peak_rss_mb``, ``strategy``, ``backend``, ``device``. One
     process adds ``chunks``/``blocks`` (total, computed), ``fallbacks`` (points given a
     stated fallback) and ``work_dir``; tiles add ``tiles`` (total, computed, size, halo,
-    embeddings per point), ``executor`` and ``worker_peak_rss_mb``; ``report`` when asked."""
+    embeddings per point), ``executor`` and ``worker_peak_rss_mb``; ``report`` when asked;
+    ``counts`` of the work done where a stage counts it (a shared-map model: ``windows``
+    encoded and their ``window_px``)."""
 
     points: int
     output: str
@@ -126,3 +128,4 @@ class PredictionSummary(TypedDict, total=False):
     worker_peak_rss_mb: dict[str, float]
     task_seconds: dict[str, float]
     report: dict[str, str]
+    counts: dict[str, int]
