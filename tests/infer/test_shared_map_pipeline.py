@@ -42,6 +42,13 @@ def test_onnx_equals_torch_and_tiles_equal_one_process(shared_model, tiny_scene,
     a, b = _rel(tmp_path / "onnx.gpkg"), _rel(tmp_path / "torch.gpkg")
     assert s["points"] == len(a) == 3000
     assert np.isfinite(a).all()
+    # the summary counts the windows encoded: whole lattice cells with their context
+    from psirel.features.tiles import CONTEXT_PX
+    from psirel.infer.shared_stage import CELL_PX
+
+    side = CELL_PX + 2 * CONTEXT_PX
+    assert s["counts"]["windows"] >= 1 and s["counts"]["window_px"] == s["counts"]["windows"] \
+        * side * side
     assert np.abs(a - b).max() <= 1e-5
     # the default is a calibrated ensemble: its spread agrees between backends too
     sa, sb = _rel(tmp_path / "onnx.gpkg", "reliability_std"), _rel(tmp_path / "torch.gpkg",

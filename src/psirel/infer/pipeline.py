@@ -155,6 +155,8 @@ def predict(model_dir: Path | str, points: Path | str, dem: Path | str, lulc: Pa
         "points_per_s": _rates(sec, summary, scene.n),
         "peak_rss_mb": peak_rss_mb(),
     })
+    if timer.counts:   # e.g. shared-map windows encoded and their pixels
+        summary["counts"] = dict(timer.counts)
     return summary
 
 

@@ -32,14 +32,18 @@ from psirel.progress import Silent  # noqa: F401  (re-exported for the pipelines
 
 @dataclass
 class Timer:
-    """Seconds per named step, accumulated."""
+    """Seconds per named step, and counts of the work done (windows encoded ...), accumulated."""
 
     seconds: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
 
     def add(self, name: str, t0: float) -> float:
         now = time.perf_counter()
         self.seconds[name] = self.seconds.get(name, 0.0) + now - t0
         return now
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + int(n)
 
 
 @dataclass(eq=False)

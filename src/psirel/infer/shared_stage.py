@@ -107,6 +107,8 @@ def embed_windows(scene, be, chunks: list[np.ndarray], emb: np.ndarray, timer,
             rows = rows_all[g]
             emb[rows] = be.embed_window(window, rc, scene.scalars[rows])
             timer.add("encoder", t0)
+            timer.count("windows")
+            timer.count("window_px", window.shape[-2] * window.shape[-1])
             unknown += np.bincount(chunk_of[g], weights=on_unknown,
                                    minlength=len(chunks)).astype(np.int64)
             for j in np.unique(chunk_of[g]):
