@@ -105,14 +105,18 @@ def test_film_fusion_needs_the_patch_encoder(tiny_scene, tmp_path, capsys):
     assert_one_line_error(code, err, "--fusion film", "--encoder patch")
 
 
-def test_int8_of_a_shared_map_model_is_refused(tiny_model, tiny_scene, tmp_path, capsys):
-    """The default encoder (shared-map) has no INT8 variant: asking for one says so."""
-    code, _, err = run(["export", str(tiny_model), "--int8"], capsys)
-    assert_one_line_error(code, err, "model.json", "shared-map", "without --int8")
+def test_int8_of_a_shared_map_model_runs_and_fp16_needs_cuda(tiny_model, tiny_scene, tmp_path,
+                                                            capsys):
+    """The default encoder (shared-map) has an INT8 stage 1 (written by train) that predict
+    runs; FP16 is for the CUDA execution provider only, refused on the CPU in one line."""
+    code, _, _ = run(["predict", "--model", str(tiny_model), *scene_args(tiny_scene),
+                      "--out", str(tmp_path / "p.csv"), "--precision", "int8",
+                      "--no-quicklook"], capsys)
+    assert code == 0 and (tmp_path / "p.csv").exists()
     code, _, err = run(["predict", "--model", str(tiny_model), *scene_args(tiny_scene),
-                        "--out", str(tmp_path / "p.gpkg"), "--precision", "int8"], capsys)
-    assert_one_line_error(code, err, "model.json", "shared-map", "--precision fp32")
-    assert not (tmp_path / "p.gpkg").exists()
+                        "--out", str(tmp_path / "h.gpkg"), "--precision", "fp16"], capsys)
+    assert_one_line_error(code, err, "--precision fp16", "--device cuda")
+    assert not (tmp_path / "h.gpkg").exists()
 
 
 @pytest.mark.parametrize("extra", [[], ["--dask", "sync", "--partitioned"]])

@@ -15,7 +15,9 @@ A shared-map model (``encoder="shared-map"``) exports the same three files with 
 (:mod:`psirel.export.shared_map`).
 
 With a calibration set (or ``int8=True``), :func:`psirel.export.quantize.quantize_pointwise`
-then adds ``pointwise.int8.onnx``, the INT8 variant of stage 1.
+then adds ``pointwise.int8.onnx``, the INT8 variant of stage 1 (CPU), for either encoder; with
+``fp16=True``, :func:`psirel.export.quantize.half_pointwise` adds ``pointwise.fp16.onnx``, its
+FP16 variant for the CUDA execution provider.
 
 B, N and K are dynamic. Each graph is traced on a tiny input and checked on another, larger one
 (real training patches when :func:`sample_from_graph_data` provides them, else a random but
@@ -51,14 +53,21 @@ from psirel.export.graphs import (
 )
 from psirel.graph.hilbert import spatial_order
 from psirel.graph.sampling import full_neighbourhood
-from psirel.infer.backends import GNN_ONNX, PW_INT8_ONNX, PW_ONLY_ONNX, PW_ONNX, open_session
-from psirel.model_dir import MODEL_JSON, load_card, register_artifact, save_card, sha256_file
+from psirel.infer.backends import (
+    GNN_ONNX,
+    PW_FP16_ONNX,
+    PW_INT8_ONNX,
+    PW_ONLY_ONNX,
+    PW_ONNX,
+    open_session,
+)
+from psirel.model_dir import load_card, register_artifact, save_card, sha256_file
 from psirel.models.ensemble import CalibratedEnsemble
 from psirel.train.checkpoint import load_predictor
 
 PARITY_TOL = 1e-4  # max |P_onnx - P_torch| accepted, probability units
 ONNX_FILES = (PW_ONNX, GNN_ONNX, PW_ONLY_ONNX)
-DERIVED = (*ONNX_FILES, PW_INT8_ONNX)  # files an export may redo, so not checked before it
+DERIVED = (*ONNX_FILES, PW_INT8_ONNX, PW_FP16_ONNX)  # files an export may redo: not checked
 GRAPH_INPUTS = ("emb", "idx", "mask", "edge_attr")
 GRAPH_OUTPUTS = ["reliability", "reliability_std"]
 
@@ -95,11 +104,10 @@ def _ort_run(session, feed: dict[str, np.ndarray]) -> np.ndarray:
 # ---------------------------------------------------------------------------- export
 def export_model(model_dir: Path | str, *, sample: ExportSample | None = None,
                  tol: float = PARITY_TOL,
-                 calibration: tuple[np.ndarray, np.ndarray] | None = None,
-                 int8: bool | None = None) -> dict:
+                 calibration=None, int8: bool | None = None, fp16: bool = False) -> dict:
     """Export ``pointwise.onnx``, ``gnn.onnx`` and ``pointwise_only.onnx`` into ``model_dir``
     (the last only when the directory has ``pointwise_only.safetensors``), and
-    ``pointwise.int8.onnx`` when asked.
+    ``pointwise.int8.onnx`` and ``pointwise.fp16.onnx`` when asked.
 
     Args:
         model_dir: a model directory with ``weights.safetensors`` and
@@ -107,27 +115,26 @@ def export_model(model_dir: Path | str, *, sample: ExportSample | None = None,
             are replaced, so a damaged export can be redone).
         sample: inputs for the parity check; default :func:`random_sample`.
         tol: largest accepted ``|P_onnx - P_torch|`` (probability) for every file.
-        calibration: real ``(patches, scalars)`` that check the INT8 variant (see
-            :func:`psirel.export.quantize.quantize_pointwise`).
+        calibration: real stage-1 inputs that check the INT8 variant: ``(patches, scalars)``,
+            or a shared-map model's windows (:data:`psirel.export.quantize.Calibration`).
         int8: write ``pointwise.int8.onnx`` too (default: when a calibration set is given;
-            ``True`` without one checks it on :func:`random_sample`).
+            ``True`` without one checks it on a random sample).
+        fp16: write ``pointwise.fp16.onnx`` too, checked on ``sample``
+            (:func:`psirel.export.quantize.half_pointwise`).
 
     Returns:
         The updated ``model.json`` content (``meta["onnx"]`` holds opset, parity and versions).
 
     Raises:
-        ModelError: ``int8=True`` for a shared-map model, a parity above ``tol``, or an export
-            ORT cannot load; nothing is written
-            (an INT8 variant beyond its tolerance: the FP32 files are written, it is not).
+        ModelError: a parity above ``tol``, or an export ORT cannot load; nothing is written
+            (an INT8 or FP16 variant beyond its tolerance: the FP32 files are written, it is
+            not).
     """
     import onnx
     import onnxruntime
 
     model_dir = Path(model_dir)
     card = load_card(model_dir, verify=False)
-    if int8 and card.shared_map:
-        raise ModelError(model_dir / MODEL_JSON, "INT8 quantises the patch encoder; this is a "
-                                                 "shared-map model (export it without --int8)")
     for name, info in card.meta["artifacts"].items():  # all but the files about to be replaced
         if name not in DERIVED and sha256_file(model_dir / name) != info.get("sha256"):
             raise ModelError(model_dir / name, "SHA-256 does not match model.json (file corrupt "
@@ -196,13 +203,25 @@ def export_model(model_dir: Path | str, *, sample: ExportSample | None = None,
                     "versions": {"torch": torch.__version__, "onnx": onnx.__version__,
                                  "onnxruntime": onnxruntime.__version__}}
     save_card(model_dir, meta)
-    if ((calibration is not None) if int8 is None else int8) and not shared:
+    if (calibration is not None) if int8 is None else int8:
         from psirel.export.quantize import quantize_pointwise
 
         quantize_pointwise(model_dir, calibration,
                            source=None if calibration is None else "training points")
         meta = load_card(model_dir, verify=False).meta
+    if fp16:
+        from psirel.export.quantize import half_pointwise
+
+        half_pointwise(model_dir, _stage1_inputs(sample, shared), source=sample.source)
+        meta = load_card(model_dir, verify=False).meta
     return meta
+
+
+def _stage1_inputs(sample, shared: bool):
+    """The parity sample's stage-1 inputs in the form of a calibration set."""
+    if shared:
+        return [(sample.window, sample.rc, sample.scalars)]
+    return sample.patches, sample.scalars
 
 
 @torch.no_grad()

@@ -1,8 +1,9 @@
 """Inference backends: the two stages of a model directory behind one small interface.
 
 A backend turns a batch of patches into embeddings (stage 1, ``pointwise.onnx``, or its INT8
-variant ``pointwise.int8.onnx`` with ``precision="int8"``) and a neighbour-table subgraph of
-embeddings into probabilities (stage 2, ``gnn.onnx``):
+variant ``pointwise.int8.onnx`` with ``precision="int8"``, or its FP16 variant
+``pointwise.fp16.onnx`` with ``precision="fp16"`` on CUDA) and a neighbour-table subgraph of
+embeddings into probabilities (stage 2, ``gnn.onnx``, always FP32):
 
     embed(patches [B, 4, P, P] f32, scalars [B, S] f32) -> emb [B, D] f32
     reliability(emb [N, D] f32, idx [N, K] i64, mask [N, K] bool, edge_attr [N, K, E] f32)
@@ -26,9 +27,10 @@ from psirel.model_dir import MODEL_JSON, ModelCard
 
 BACKENDS = ("onnx", "torch")
 DEVICES = ("cpu", "cuda")
-PRECISIONS = ("fp32", "int8")
+PRECISIONS = ("fp32", "int8", "fp16")
 PW_ONNX, GNN_ONNX, PW_ONLY_ONNX = "pointwise.onnx", "gnn.onnx", "pointwise_only.onnx"
-PW_INT8_ONNX = "pointwise.int8.onnx"
+PW_INT8_ONNX, PW_FP16_ONNX = "pointwise.int8.onnx", "pointwise.fp16.onnx"
+STAGE1_FILES = {"fp32": PW_ONNX, "int8": PW_INT8_ONNX, "fp16": PW_FP16_ONNX}  # by precision
 # Patches per ONNX Runtime call and intra-op thread. ORT runs a graph op by op over the whole
 # batch, so at 1024 patches every activation (the input alone is 105 MB) streams through DRAM;
 # sub-batches of ~32 patches per thread keep them in the caches (1024 patches: ~1.3-1.5x faster
@@ -56,7 +58,8 @@ def make_backend(card: ModelCard, backend: str = "onnx", device: str = "cpu",
     """The backend ``"onnx"`` (ONNX Runtime) or ``"torch"`` for a verified model card.
 
     ``threads`` bounds the intra-op threads (None: the runtime's default, all cores).
-    ``precision="int8"`` runs stage 1 from ``pointwise.int8.onnx`` (ONNX Runtime only).
+    ``precision="int8"`` runs stage 1 from ``pointwise.int8.onnx``, ``"fp16"`` (CUDA only) from
+    ``pointwise.fp16.onnx`` (ONNX Runtime only).
     """
     if backend not in BACKENDS:
         raise PsirelError(f"--backend {backend}: choose one of {', '.join(BACKENDS)}")
@@ -64,14 +67,24 @@ def make_backend(card: ModelCard, backend: str = "onnx", device: str = "cpu",
         raise PsirelError(f"--device {device}: choose one of {', '.join(DEVICES)}")
     if threads is not None and threads < 1:
         raise PsirelError(f"--threads {threads}: must be at least 1")
-    if precision not in PRECISIONS:
-        raise PsirelError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+    check_precision(precision, device)
     if backend == "torch":
         if precision != "fp32":
-            raise PsirelError(f"--precision {precision}: only the onnx backend runs INT8; use "
-                              "--backend onnx")
+            raise PsirelError(f"--precision {precision}: only the onnx backend runs "
+                              f"{precision.upper()}; use --backend onnx")
         return TorchBackend(card, device, threads)
     return OrtBackend(card, device, threads, precision)
+
+
+def check_precision(precision: str, device: str) -> None:
+    """A PsirelError (one line) for an unknown precision, or FP16 off the GPU: on ONNX
+    Runtime's CPU execution provider FP16 costs accuracy and gains nothing (a shared-map
+    model's 384×384 window at 2 threads: 327 ms FP16, 323 ms FP32)."""
+    if precision not in PRECISIONS:
+        raise PsirelError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+    if precision == "fp16" and device != "cuda":
+        raise PsirelError(f"--precision fp16: runs on the GPU only (--device cuda); on "
+                          f"--device {device} use --precision fp32 or int8")
 
 
 # ---------------------------------------------------------------------------- ONNX Runtime
@@ -167,8 +180,10 @@ class OrtBackend:
     """Both stages as ONNX Runtime sessions (``pointwise_only.onnx`` opened on first use).
 
     ``precision="int8"`` takes stage 1 from ``pointwise.int8.onnx``
-    (:func:`psirel.export.quantize.quantize_pointwise`); stage 2 stays FP32. Stage-1 batches
-    run in sub-batches of ``sub_batch`` patches (default :func:`sub_batch_size`).
+    (:func:`psirel.export.quantize.quantize_pointwise`), ``"fp16"`` (CUDA only) from
+    ``pointwise.fp16.onnx`` (:func:`psirel.export.quantize.half_pointwise`); stage 2 stays FP32.
+    Stage-1 batches run in sub-batches of ``sub_batch`` patches (default
+    :func:`sub_batch_size`).
     """
 
     name = "onnx"
@@ -181,19 +196,22 @@ class OrtBackend:
                 raise ModelError(card.path / MODEL_JSON, f"lists no '{f}': the model has no ONNX "
                                  f"export (run `psirel export {card.path}`, or use --backend "
                                  "torch)")
-        if precision not in PRECISIONS:
-            raise PsirelError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
-        if precision == "int8" and not card.has(PW_INT8_ONNX):
-            remedy = ("a shared-map model has none (INT8 quantises the patch encoder): use "
-                      "--precision fp32" if card.shared_map else
-                      f"run `psirel export --int8 {card.path}`, or use --precision fp32")
-            raise ModelError(card.path / MODEL_JSON, f"lists no '{PW_INT8_ONNX}': {remedy}")
+        check_precision(precision, device)
+        pw = STAGE1_FILES[precision]
+        if not card.has(pw):
+            raise ModelError(card.path / MODEL_JSON, f"lists no '{pw}': run `psirel export "
+                             f"--{precision} {card.path}`, or use --precision fp32")
         self.sub_batch = int(sub_batch or sub_batch_size(threads, device))
-        pw = PW_INT8_ONNX if precision == "int8" else PW_ONNX
         self._pw = open_session(card.artifact(pw), threads, device)
         self._gnn = open_session(card.artifact(GNN_ONNX), threads, device)
         self._gnn_inputs = {i.name for i in self._gnn.get_inputs()}
         self._pw_only = None
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers of stage 1, preferred first: ORT falls back to the CPU
+        quietly when the CUDA provider fails to load (no cuDNN, ...), which this shows."""
+        return list(self._pw.get_providers())
 
     def embed(self, patches: np.ndarray, scalars: np.ndarray) -> np.ndarray:
         return run_batched(self._pw, patches, scalars, self.sub_batch)

@@ -282,18 +282,15 @@ def train_clouds(specs: list[CloudSpec], out: Path, *, settings: TrainSettings |
             register_artifact(meta, out, name)
         save_card(out, meta)
         # ONNX export (psirel.export.onnx): pointwise.onnx, gnn.onnx, pointwise_only.onnx, checked
-        # against torch on real training patches; a parity failure fails the training run.
+        # against torch on real training patches; a parity failure fails the training run. The
+        # INT8 stage 1 is checked on training points: patches, or a shared-map model's windows.
         from psirel.export.onnx import export_model, sample_from_graph_data
+        from psirel.export.quantize import calibration_from_graph_data
 
         cfg = results["model"][0]
         hops = cfg.receptive_hops()
-        int8_set = None
-        if settings.encoder == "patch":  # INT8 applies to the patch encoder's MLPs
-            from psirel.export.quantize import calibration_from_graph_data
-
-            int8_set = calibration_from_graph_data(first.data)
         return export_model(out, sample=sample_from_graph_data(first.data, hops=hops),
-                            calibration=int8_set)
+                            calibration=calibration_from_graph_data(first.data))
     finally:
         shutil.rmtree(cache_dir, ignore_errors=True)
 
