@@ -246,12 +246,15 @@ def evaluate(model: Annotated[Path, typer.Option("--model", help="Model director
 def export(model: Annotated[Path, typer.Argument(help="Model directory")],
            int8: Annotated[bool, typer.Option("--int8", help="Also write pointwise.int8.onnx "
                                               "(checked on a random sample; train checks it on "
-                                              "training patches)")] = False) -> None:
+                                              "training patches)")] = False,
+           fp16: Annotated[bool, typer.Option("--fp16", help="Also write pointwise.fp16.onnx "
+                                              "for --device cuda --precision fp16 (checked on "
+                                              "ONNX Runtime's CPU)")] = False) -> None:
     """Export the encoders to ONNX (pointwise.onnx, gnn.onnx, pointwise_only.onnx) and record
     opset, SHA-256 and torch/ONNX Runtime parity in model.json (train does this already)."""
     from psirel.export.onnx import export_model
 
-    meta = export_model(model, int8=int8)
+    meta = export_model(model, int8=int8, fp16=fp16)
     onnx = meta["onnx"]
     parity = max(v for v in onnx["parity_max_abs_prob"].values() if isinstance(v, float))
     _console().print(f"exported to [bold]{model}[/] (opset {onnx['opset']}, max |p_torch − "
@@ -290,7 +293,8 @@ def predict(model: Annotated[Path, typer.Option("--model", help="Model directory
                                                       "--out is a folder of one GeoParquet "
                                                       "part per tile + manifest.json")] = False,
             precision: Annotated[str, typer.Option("--precision", help="fp32 | int8 (stage 1 "
-                                                   "from pointwise.int8.onnx)")] = "fp32",
+                                                   "from pointwise.int8.onnx) | fp16 (--device "
+                                                   "cuda; pointwise.fp16.onnx)")] = "fp32",
             report: Annotated[Path | None, typer.Option("--report", help="Folder for the "
                                                         "quick-look (map PNG, zoomable HTML); "
                                                         "default <out>.quicklook")] = None,
@@ -298,10 +302,19 @@ def predict(model: Annotated[Path, typer.Option("--model", help="Model directory
                                                     help="Write the quick-look and a QGIS "
                                                     ".qml style beside a .gpkg/.shp")] = True,
             columns: ColumnsOpt = None, units: UnitsOpt = None,
+            baseline: Annotated[str | None, typer.Option(
+                "--baseline", metavar="NAME",
+                help="Score with one of the model directory's baselines instead of the model: "
+                     "gradient_boosting (needs psirel[train]), neighbour_consistency or "
+                     "coherence_threshold. Same output file (reliability = the baseline's "
+                     "P(reliable), reliability_std = 0, reliable_pred at its tuned threshold) "
+                     "and quick-look; one process, no work dir (--work-dir, --memory-gb, "
+                     "--threads, --device and --restart do not apply)")] = None,
             ) -> None:
     """Score every point: two stages (PW encoder over chunks, then GNN over the graph) on ONNX
     Runtime; an interrupted run resumes from its work dir. With --dask, tiles with exact halos
-    run as Dask tasks and give the same output."""
+    run as Dask tasks and give the same output. With --baseline, one of the model's baselines
+    scores the cloud instead."""
     from psirel.cli_progress import TileBars
     from psirel.cli_summary import print_prediction
     from psirel.infer.pipeline import predict as run_predict
@@ -313,8 +326,21 @@ def predict(model: Annotated[Path, typer.Option("--model", help="Model directory
     if dask is None and (tile_m is not None or partitioned):
         raise PsirelError(f"{'--tile-m' if tile_m is not None else '--partitioned'} needs "
                           "--dask (local, local:N, tcp://host:port or sync)")
-    if precision not in ("fp32", "int8"):
-        raise PsirelError(f"--precision {precision}: choose fp32 or int8")
+    from psirel.infer.backends import check_precision
+
+    check_precision(precision, device)
+    if baseline is not None:
+        from psirel.infer.baseline_predict import check_baseline_name
+
+        check_baseline_name(baseline)
+        refused = [flag for flag, used in (("--dask", dask is not None),
+                                           (f"--strategy {strategy}", strategy != "two-stage"),
+                                           ("--backend torch", backend == "torch"),
+                                           (f"--precision {precision}",
+                                            precision != "fp32")) if used]
+        if refused:
+            raise PsirelError(f"--baseline {baseline} scores in one process without the "
+                              f"network: drop {', '.join(refused)}")
     if dask is not None and (backend != "onnx" or strategy != "two-stage"):
         raise PsirelError("--dask runs the ONNX backend's two-stage strategy only")
     schema = _schema(columns, units)
@@ -324,7 +350,13 @@ def predict(model: Annotated[Path, typer.Option("--model", help="Model directory
     console = _console()
     warn = lambda m: console.print(f"[yellow]warning:[/] {m}")  # noqa: E731
     with TileBars(console) as rep:
-        if dask is not None:
+        if baseline is not None:
+            from psirel.infer.baseline_predict import predict_baseline
+
+            s = predict_baseline(model, points, dem, lulc, amplitude, out, baseline=baseline,
+                                 crs=crs, lulc_legend=lulc_legend, schema=schema, warn=warn,
+                                 report=shown, progress=rep)
+        elif dask is not None:
             from psirel.infer.distributed import predict_tiled
 
             s = predict_tiled(model, points, dem, lulc, amplitude, out, dask=dask,
@@ -339,6 +371,8 @@ def predict(model: Annotated[Path, typer.Option("--model", help="Model directory
                             threads=threads, device=device, restart=restart, crs=crs,
                             progress=rep, warn=warn, precision=precision,
                             lulc_legend=lulc_legend, schema=schema, report=shown)
+    if baseline is not None:
+        console.print(f"scored by the baseline {baseline} of {model}")
     print_prediction(console, s)
 
 app.command()(bench)

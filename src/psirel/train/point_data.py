@@ -7,6 +7,8 @@ import numpy as np
 from psirel.baselines.data import PointData
 from psirel.features.normalize import Normalizer
 from psirel.graph.hilbert import spatial_order
+from psirel.io.points import PointCloud
+from psirel.io.rasters import RasterStack
 from psirel.train.data import CloudInputs
 
 PATCH_STAT_NAMES = ["dem_rel_mean_m", "dem_rel_std_m", "amp_db_mean", "amp_db_std",
@@ -46,12 +48,29 @@ def patch_stats(patches: np.ndarray, normalizer: Normalizer, pixel_m: float,
 
 
 def streamed_patch_stats(inputs: CloudInputs, normalizer: Normalizer, chunk: int = 4096,
-                         progress=None) -> tuple[tuple[np.ndarray, np.ndarray], int]:
+                         progress=None, *, stored_dtype: np.dtype | type | None = None
+                         ) -> tuple[tuple[np.ndarray, np.ndarray], int]:
     """The same statistics straight from the rasters, chunk by chunk in the spatial order,
     keeping no patch: a shared-map model needs patches only for them, and a patch cache of a
-    million points is 51 GB. Returns ``((stats, slope), points on unknown land cover)``."""
-    c = inputs.cloud
-    n = inputs.n
+    million points is 51 GB. Returns ``((stats, slope), points on unknown land cover)``.
+    See :func:`raster_patch_stats`."""
+    return raster_patch_stats(inputs.cloud, inputs.stack, normalizer, chunk, progress,
+                              stored_dtype=stored_dtype)
+
+
+def raster_patch_stats(cloud: PointCloud, stack: RasterStack, normalizer: Normalizer,
+                       chunk: int = 4096, progress=None, *,
+                       stored_dtype: np.dtype | type | None = None
+                       ) -> tuple[tuple[np.ndarray, np.ndarray], int]:
+    """:func:`streamed_patch_stats` of a cloud read on ``stack``'s grid, before its features
+    and graph exist (``psirel predict --baseline`` takes them first, so that the chunk's patch
+    buffers never sit beside the whole cloud's features).
+
+    ``stored_dtype``: round each patch through this dtype first, as a cache stores it
+    (``np.float16``, :func:`~psirel.train.data.build_patch_cache`, same chunks and order):
+    the statistics then equal :func:`patch_stats` of that cache, without the cache."""
+    c = cloud
+    n = len(c.x)
     stats = np.zeros((n, len(PATCH_STAT_NAMES)), np.float32)
     slope = np.zeros(n, np.float32)
     order = spatial_order(c.x, c.y)
@@ -60,8 +79,10 @@ def streamed_patch_stats(inputs: CloudInputs, normalizer: Normalizer, chunk: int
     n_unknown = 0
     for s in range(0, n, chunk):
         sel = np.sort(order[s:s + chunk])
-        norm, unk = normalizer.extract(inputs.stack, c.x[sel], c.y[sel], out=buf[:len(sel)])
-        stats[sel], slope[sel] = _block_stats(norm, normalizer, inputs.stack.pixel_m)
+        norm, unk = normalizer.extract(stack, c.x[sel], c.y[sel], out=buf[:len(sel)])
+        if stored_dtype is not None:
+            norm[...] = norm.astype(stored_dtype)
+        stats[sel], slope[sel] = _block_stats(norm, normalizer, stack.pixel_m)
         n_unknown += int(unk)
         if progress is not None:
             progress(len(sel))
