@@ -349,3 +349,28 @@ def test_arrow_read_gives_what_raw_read_gives(tmp_path, ext):
     np.testing.assert_array_equal(cloud.x, x)
     dated = write_points(tmp_path / f"dated.{ext}", x, y, "EPSG:32633", table(50))
     assert _read_ogr_arrow(dated, str(pyogrio.list_layers(dated)[0, 0]), None) is None
+
+
+def test_same_points_same_geopackage_bytes(tmp_path):
+    """GeoPackage stamps the write time into gpkg_contents; the writer fixes it, so the same
+    input gives byte-identical files at any time of day (and leaves GDAL's option as found)."""
+    import hashlib
+    import sqlite3
+    import time
+
+    import pyogrio
+
+    import psirel.io.sinks as sinks
+
+    x, y = xy()
+    cols = {k: v for k, v in table().items() if v.dtype.kind != "M"}
+    digests = []
+    for i in range(2):   # the stamp has milliseconds: two writes differ without the fix
+        time.sleep(0.05)
+        path = write_points(tmp_path / f"p{i}.gpkg", x, y, "EPSG:32633", cols)
+        digests.append(hashlib.sha256(path.read_bytes()).hexdigest())
+        assert pyogrio.get_gdal_config_option("OGR_CURRENT_DATE") is None
+    assert digests[0] == digests[1]
+    with sqlite3.connect(tmp_path / "p0.gpkg") as db:
+        (stamp,) = db.execute("select last_change from gpkg_contents").fetchone()
+    assert stamp.startswith(sinks.WRITE_DATE[:10])

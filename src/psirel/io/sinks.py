@@ -12,6 +12,7 @@ Every sink writes into a temporary path; :mod:`psirel.io.atomic` moves it into p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from collections.abc import Mapping
@@ -97,6 +98,22 @@ def arrow_table(pa, wkb: np.ndarray, columns: list[np.ndarray], names: list[str]
                                 names=[*names, "geometry"])
 
 
+# GeoPackage stamps the time of writing into gpkg_contents.last_change: a fixed stamp, so that
+# the same input gives the same bytes (the run's own time is in the files' mtime anyway).
+WRITE_DATE = "2000-01-01T00:00:00Z"
+
+
+@contextlib.contextmanager
+def fixed_write_date():
+    """GDAL's ``OGR_CURRENT_DATE`` set to :data:`WRITE_DATE` for the block, then restored."""
+    before = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": WRITE_DATE})
+    try:
+        yield
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": before})
+
+
 def optional_pyarrow():
     """pyarrow when installed (any extra brings it), else None: writes then go through
     ``pyogrio.raw``, the same file more slowly."""
@@ -122,6 +139,10 @@ class OgrSink(Sink):
         self.started = False
 
     def write(self, x, y, columns):
+        with fixed_write_date():
+            self._write(x, y, columns)
+
+    def _write(self, x, y, columns):
         first = self.check_schema(columns)
         names = shapefile_names(list(columns)) if self.rename else list(columns)
         if first and self.rename:
