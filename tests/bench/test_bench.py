@@ -53,6 +53,17 @@ def synthetic_result() -> dict:
         "quality": quality, "shared_map": shared,
         "roofline": {"pw_flops_per_point": 12_000_000, "machine_gflops": 100.0,
                      "pw_gflops_achieved": 30.72},
+        "end_to_end": {"points": 1_000_000, "model_points_per_s": 12_000.0,
+                       "gradient_boosting_points_per_s": 20_000.0,
+                       "patch_points_per_s": 1_500.0, "peak_rss_mb": 2_000.0,
+                       "threads": 2, "quicklook": True,
+                       "runs": {"model": {"points": 1_000_000, "seconds": 83.3,
+                                          "points_per_s": 12_000.0, "peak_rss_mb": 2_000.0,
+                                          "stages": {"read_s": 9.0, "encoder_s": 40.0}}}},
+        "training": {"runs": [{"points": 1_000_000, "train_seconds": 100.0,
+                               "train_peak_rss_mb": 5_000.0, "evaluate_seconds": 90.0,
+                               "evaluate_peak_rss_mb": 4_000.0, "max_steps": 2}],
+                     "max_steps": 2, "peak_rss_mb_1m": 5_000.0},
     }
 
 
@@ -73,8 +84,10 @@ def test_report_writes_every_key_and_markdown_tables(tmp_path):
 
     text = md.read_text()
     assert "| target | values | met |" in text
-    table = [ln for ln in text.splitlines() if ln.startswith("| 1,000,000 |")]
-    assert len(table) == 1 and table[0].count("|") == 11  # 10 columns of the scaling table
+    table = [ln for ln in text.splitlines()
+             if ln.startswith("| 1,000,000 |") and ln.count("|") == 11]
+    assert len(table) == 1   # the scaling table's row (10 columns)
+    assert "| 1,000,000 | 100.0 | 5,000 | 90.0 | 4,000 |" in text   # training and evaluate
     assert "quality.int8_auc: no INT8 export yet" in text
 
 
@@ -106,6 +119,55 @@ def test_targets_met_failed_or_unknown():
     assert t["int8"]["met"] is False
     del r["scaling"][2]                                      # quick mode: no 1M run
     assert evaluate_targets(r)["memory_bounded"]["met"] is None
+
+
+def test_end_to_end_target_and_random_order_naive():
+    r = synthetic_result()
+    t = evaluate_targets(r)
+    assert t["end_to_end"]["met"] is True   # 12,000 >= 10,000 and >= 0.5 x 20,000; 2 GB
+    r["end_to_end"]["gradient_boosting_points_per_s"] = 25_000.0   # 12,000 < 12,500
+    assert evaluate_targets(r)["end_to_end"]["met"] is False
+    r = synthetic_result()
+    r["end_to_end"]["peak_rss_mb"] = 3_100.0
+    assert evaluate_targets(r)["end_to_end"]["met"] is False
+    r["end_to_end"]["model_points_per_s"] = None
+    assert evaluate_targets(r)["end_to_end"]["met"] is None
+    # with a random-order run, the naive target is judged on it, not on the scan-line file
+    r["pipeline"]["random_order"] = {"naive_points_per_s": 200.0,
+                                     "two_stage_points_per_s": 2500.0}
+    t = evaluate_targets(r)["two_stage_vs_naive"]
+    assert t["met"] is False and t["values"]["naive_points_per_s"] == 200.0
+    assert "random order" in t["rule"]
+    md = to_markdown({**r, "targets": evaluate_targets(r)})
+    assert "| model | 12,000 | 83.3 | 2,000 | 9.0 | 40.0 |" in md
+
+
+def test_end_to_end_entry_and_shared_map_roofline():
+    from psirel.bench.end_to_end import e2e_stages, entry, shared_map_roofline
+    from psirel.models.convnext import convnext_flops
+
+    summary = {"points": 2000, "seconds": {"read": 1.0, "patches": 2.0, "encoder": 3.0,
+                                           "graph": 0.5, "gnn": 0.25, "write": 0.75,
+                                           "total": 8.0},
+               "peak_rss_mb": 321.0, "counts": {"windows": 4, "window_px": 4 * 384 * 384}}
+    assert e2e_stages({"read": 1.0, "predict": 2.0}) == {"read_s": 1.0, "predict_s": 2.0}
+    e = entry(summary)
+    assert e["points_per_s"] == 250.0 and e["seconds"] == 8.0 and e["peak_rss_mb"] == 321.0
+    assert e["stages"] == {"read_s": 1.0, "windows_s": 2.0, "encoder_s": 3.0, "graph_s": 0.5,
+                           "gnn_s": 0.25, "write_s": 0.75}
+    card = ModelCard.parse(Path("."), card_meta(config={"encoder": "shared-map"}))
+    rf = shared_map_roofline(card, e, machine_gflops=100.0)
+    enc = card.config.encoder
+    per_px = convnext_flops(3 + enc.lulc_dim, enc.depths, enc.dims, 32) / 32**2
+    assert rf["flops_per_pixel"] == pytest.approx(per_px, rel=1e-4)
+    assert rf["flops_per_km2"] == pytest.approx(per_px * 1e6 / card.features.pixel_m**2,
+                                                rel=1e-6)
+    assert rf["flops_per_point"] == pytest.approx(per_px * 4 * 384 * 384 / 2000, rel=1e-6)
+    assert rf["gflops_achieved"] == pytest.approx(per_px * 4 * 384 * 384 / 3.0 / 1e9,
+                                                  rel=1e-3)
+    assert rf["fraction_of_machine"] == pytest.approx(rf["gflops_achieved"] / 100, abs=1e-4)
+    del e["counts"]
+    assert shared_map_roofline(card, e, 100.0)["gflops_achieved"] is None
 
 
 def test_missing_notes_and_markdown_dashes():
@@ -194,16 +256,40 @@ def test_tiny_run_writes_every_key(tiny_patch_model, tmp_path):
                       pipeline_points=1500, pipeline_repeats=1, scaling_points=(1500,),
                       scaling_repeats=1, heldout_points=1500, dense_points=1500,
                       matmul_n=128, matmul_repeats=1, train_points=1500, epochs=1,
-                      max_steps=2, batch_size=128, memory_points=1500)
+                      max_steps=2, batch_size=128, memory_points=(1500,), e2e_points=1500,
+                      random_order_points=1500)
     run_bench(tmp_path, cfg, model=tiny_patch_model)
     data = json.loads((tmp_path / "latest.json").read_text())
     assert missing_keys(data) == []
     assert TOP_KEYS <= set(data)
+    # scaling is the default (shared-map) model's; at 1,500 points its end-to-end run
+    assert data["scaling_model"].startswith("default")
     assert data["scaling"][0]["points"] == 1500 and data["scaling"][0]["peak_rss_mb"] > 0
     assert data["pipeline"]["points"] == 1500
+    assert data["pipeline"]["random_order"]["points"] == 1500
+    assert data["pipeline"]["random_order"]["naive_points_per_s"] > 0
+    e = data["end_to_end"]
+    assert e["points"] == 1500 and set(e["runs"]) == {"model", "gradient_boosting", "patch"}
+    for name in ("model", "gradient_boosting", "patch"):
+        run = e["runs"][name]
+        assert e[f"{name}_points_per_s"] == run["points_per_s"] > 0
+        assert run["points_per_s"] == pytest.approx(1500 / run["seconds"], rel=0.01)
+        assert run["peak_rss_mb"] > 0 and run["stages"]["read_s"] > 0
+        assert run["stages"]["write_s"] > 0 and run["stages"]["report_s"] > 0
+    assert e["runs"]["model"]["stages"]["encoder_s"] > 0
+    assert e["runs"]["gradient_boosting"]["stages"]["predict_s"] > 0
+    assert e["peak_rss_mb"] == e["runs"]["model"]["peak_rss_mb"]
+    assert e["runs"]["model"]["counts"]["windows"] > 0
+    sm = data["roofline"]["shared_map"]
+    assert sm["windows"] == e["runs"]["model"]["counts"]["windows"]
+    assert sm["flops_per_point"] * 1500 == pytest.approx(
+        sm["flops_per_pixel"] * e["runs"]["model"]["counts"]["window_px"], rel=1e-3)
     t = data["training"]
-    assert t["points"] == 1500 and t["train_peak_rss_mb"] > 0 and t["evaluate_peak_rss_mb"] > 0
-    assert "Training and evaluate" in (tmp_path / "latest.md").read_text()
+    assert [r["points"] for r in t["runs"]] == [1500]
+    assert t["runs"][0]["train_peak_rss_mb"] > 0 and t["runs"][0]["evaluate_peak_rss_mb"] > 0
+    assert t["peak_rss_mb_1m"] is None and "1,000,000" in t["missing"]["peak_rss_mb_1m"]
+    md = (tmp_path / "latest.md").read_text()
+    assert "Training and evaluate" in md and "**End to end**" in md
     # a figure is a number, or null with its reason
     for section, key in (("quality", "int8_auc"), ("quality", "shared_map_auc"),
                          ("shared_map", "shared_points_per_s")):
@@ -215,7 +301,13 @@ def test_tiny_run_writes_every_key(tiny_patch_model, tmp_path):
         assert row["ort_int8_ms"] is None and row["missing"]["ort_int8_ms"] or \
             row["ort_int8_ms"] > 0
     assert set(data["targets"]) == {"ort_fp32_vs_torch", "two_stage_vs_naive",
-                                    "memory_bounded", "int8", "shared_map", "roofline"}
+                                    "memory_bounded", "int8", "shared_map", "roofline",
+                                    "end_to_end", "int8_default_encoder"}
+    dp = data["quality"]["default_precision"]
+    assert dp["fp32_encoder_s"] > 0 and dp["int8_encoder_s"] > 0
+    assert dp["int8_speedup"] == pytest.approx(dp["fp32_encoder_s"] / dp["int8_encoder_s"],
+                                               rel=1e-2)
+    assert abs(dp["int8_auc"] - dp["fp32_auc"]) < 0.05
     assert data["targets"]["memory_bounded"]["met"] is None  # no 100k / 1M runs here
     assert (tmp_path / "latest.md").read_text().startswith("# psirel benchmark (test)")
     assert not (tmp_path / "cache" / "work").exists()

@@ -107,3 +107,29 @@ def model(cache: Path, train_scene: Path, *, encoder: str = "patch", epochs: int
             return Missing(f"psirel train --encoder {encoder} failed: {last[:200]}")
         raise PsirelError(f"bench: psirel train of {name} failed: {last[:200]}")
     return d
+
+
+def shuffled(scene_dir: Path, seed: int = 0) -> Path:
+    """A copy of ``scene_dir`` whose points file lists the points in random order (the rasters
+    and ``scene.json`` linked, not copied), cached beside it as ``<name>_shuffled``.
+
+    ``psirel synth`` writes points in scan-line order, so consecutive rows are neighbours and a
+    naive batch's neighbourhoods overlap; a file in random order is the case where the naive
+    application re-encodes every point's whole receptive field."""
+    import numpy as np
+    import pyogrio.raw
+
+    d = scene_dir.parent / f"{scene_dir.name}_shuffled"
+    if (d / "scene.json").exists():
+        return d
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    meta, _, geometry, fields = pyogrio.raw.read(scene_dir / "points.gpkg")
+    perm = np.random.default_rng(seed).permutation(len(geometry))
+    pyogrio.raw.write(d / "points.gpkg", geometry[perm], [f[perm] for f in fields],
+                      fields=meta["fields"], crs=meta["crs"], geometry_type=meta["geometry_type"],
+                      layer=meta.get("layer_name") or "psi", driver="GPKG")
+    for name in ("dem.tif", "lulc.tif", "amplitude.tif"):
+        (d / name).symlink_to((scene_dir / name).resolve())
+    shutil.copyfile(scene_dir / "scene.json", d / "scene.json")  # last: marks it complete
+    return d

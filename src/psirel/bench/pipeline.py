@@ -61,8 +61,12 @@ def run_predict(model: Path, scene: Path, out: Path, *, strategy: str = "two-sta
 
 
 def remove_output(out: Path) -> None:
+    """Remove a prediction ``out``, its side cars and quick-look folder, and its work dir."""
     for p in out.parent.glob(f"{out.stem}.*"):
-        p.unlink(missing_ok=True)
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
     shutil.rmtree(out.parent / f".psirel-work-{out.name}", ignore_errors=True)
 
 
@@ -99,12 +103,13 @@ def compare_strategies(model: Path, scene: Path, work: Path, *, threads: int = 2
 
 # ---------------------------------------------------------------------------- scaling
 def predict_in_child(model: Path, scene: Path, out: Path, *, threads: int = 2,
-                     timeout_s: float | None = None) -> dict:
-    """Run the two-stage pipeline in a fresh ``python -m psirel.bench.child`` and return its
-    summary (with the child's own peak RSS); a failed child is a PsirelError with its last
-    line of stderr."""
+                     timeout_s: float | None = None, baseline: str | None = None,
+                     report: bool = False) -> dict:
+    """Run the two-stage pipeline (or, with ``baseline``, ``predict --baseline``) in a fresh
+    ``python -m psirel.bench.child`` and return its summary (with the child's own peak RSS);
+    a failed child is a PsirelError with its last line of stderr."""
     args = {"model": str(model), **{k: str(v) for k, v in scene_files(scene).items()},
-            "out": str(out), "threads": threads}
+            "out": str(out), "threads": threads, "baseline": baseline, "report": report}
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
            "MKL_NUM_THREADS": str(threads)}
     try:
@@ -141,12 +146,16 @@ def scaling(model: Path, scenes: list[tuple[int, Path]], work: Path, *, threads:
         for r in range(max(int(repeats_for(n)), 1)):
             log(f"scaling {n:,} points (run {r + 1}, fresh process)")
             runs.append(predict_in_child(model, scene, work / "scaling.gpkg", threads=threads))
-        med = median_dict([{"seconds": s["seconds"]["total"], "peak_rss_mb": s["peak_rss_mb"]}
-                           for s in runs])
-        points = runs[0]["points"]
-        table.append({"points": points, "seconds": round(med["seconds"], 3),
-                      "points_per_s": round(points / med["seconds"], 1),
-                      "peak_rss_mb": med["peak_rss_mb"],
-                      "stages": median_dict([stages(s["seconds"]) for s in runs]),
-                      "runs": len(runs)})
+        table.append(scaling_entry(runs))
     return table
+
+
+def scaling_entry(runs: list[dict]) -> dict:
+    """One size's row from the summaries of its fresh-process runs (medians)."""
+    med = median_dict([{"seconds": s["seconds"]["total"], "peak_rss_mb": s["peak_rss_mb"]}
+                       for s in runs])
+    points = runs[0]["points"]
+    return {"points": points, "seconds": round(med["seconds"], 3),
+            "points_per_s": round(points / med["seconds"], 1),
+            "peak_rss_mb": med["peak_rss_mb"],
+            "stages": median_dict([stages(s["seconds"]) for s in runs]), "runs": len(runs)}

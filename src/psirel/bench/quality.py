@@ -114,3 +114,42 @@ def shared_map_comparison(patch_model: Path, shared_model: Path | Missing, dense
     if p and s:
         section["speedup"] = round(s / p, 3)
     return section, aucs
+
+
+def default_precision(model: Path | Missing, heldout: Path, work: Path, *, threads: int = 2,
+                      repeats: int = 2) -> dict:
+    """FP32 against INT8 stage 1 of the default (shared-map) model on the held-out scene: the
+    encoder's seconds in a two-stage ``predict`` (median of ``repeats`` rounds in which the two
+    take turns, after a warm-up round) and the ROC-AUC of each (unreliable class)."""
+    from psirel.infer.backends import OrtBackend
+    from psirel.model_dir import load_card
+
+    out: dict = {"scene": str(heldout), "measure": "stage-1 encoder seconds of a two-stage "
+                 "predict, same windows, ORT CPU"}
+    if isinstance(model, Missing):
+        for k in ("fp32_encoder_s", "int8_encoder_s", "fp32_auc", "int8_auc"):
+            put(out, k, model)
+        return out
+    card = load_card(model)
+    if not card.has("pointwise.int8.onnx"):
+        why = Missing(f"{model} has no pointwise.int8.onnx")
+        for k in ("int8_encoder_s", "int8_auc"):
+            put(out, k, why)
+    precisions = ["fp32"] + (["int8"] if card.has("pointwise.int8.onnx") else [])
+    work.mkdir(parents=True, exist_ok=True)
+    secs: dict[str, list[float]] = {p: [] for p in precisions}
+    for r in range(max(repeats, 1) + 1):
+        for prec in precisions:
+            log(f"default model {prec} on the held-out scene ({'warm-up' if r == 0 else r})")
+            labels, p, s = predict_scores(model, heldout, work / f"precision-{prec}.gpkg",
+                                          backend=OrtBackend(card, "cpu", threads, prec),
+                                          threads=threads)
+            if r:
+                secs[prec].append(s["seconds"]["encoder"])
+            else:
+                out[f"{prec}_auc"] = round(auc_unreliable(labels, p), 4)
+    for prec, v in secs.items():
+        out[f"{prec}_encoder_s"] = round(float(np.median(v)), 3)
+    if "int8" in secs:
+        out["int8_speedup"] = round(out["fp32_encoder_s"] / out["int8_encoder_s"], 3)
+    return out

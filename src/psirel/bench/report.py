@@ -5,12 +5,19 @@ they could not be measured; more keys are welcome)::
 
     machine     cpu, cores, threads, versions (numpy, onnxruntime, torch, rasterio, psirel ...)
     pw_encoder  batch_32 / batch_1024: torch_ms, ort_fp32_ms, ort_int8_ms (per batch)
-    pipeline    naive_points_per_s, two_stage_points_per_s (same model, scene, ONNX backend)
+    pipeline    naive_points_per_s, two_stage_points_per_s (same model, scene, ONNX backend);
+                random_order: the same on the scene's points file in random order
+    end_to_end  points, model_points_per_s, gradient_boosting_points_per_s,
+                patch_points_per_s, peak_rss_mb (default model), runs: {method: {seconds,
+                points_per_s, peak_rss_mb, stages: {read_s, windows_s, encoder_s, ...}}}
     scaling     [{points, seconds, points_per_s, peak_rss_mb,
-                  stages: {patches_s, pw_encoder_s, graph_s, gnn_s, io_s}}]
+                  stages: {patches_s, pw_encoder_s, graph_s, gnn_s, io_s}}] (default model)
+    training    runs: [{points, train_seconds, train_peak_rss_mb, evaluate_seconds,
+                evaluate_peak_rss_mb}], peak_rss_mb_1m (train), evaluate_peak_rss_mb_1m
     quality     fp32_auc, int8_auc, patch_auc, shared_map_auc (held-out scene)
     shared_map  patch_points_per_s, shared_points_per_s (dense scene)
-    roofline    pw_flops_per_point, machine_gflops, pw_gflops_achieved
+    roofline    pw_flops_per_point, machine_gflops, pw_gflops_achieved; shared_map:
+                flops_per_km2, flops_per_point, gflops_achieved (default model, end to end)
     targets     {name: {rule, met (true / false / null when a figure is missing), values}}
 """
 
@@ -19,6 +26,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from psirel.bench.end_to_end import E2E_STAGES as E2E_STAGE_ORDER
 from psirel.io.atomic import atomic_write_text
 
 ENCODER_KEYS = ("torch_ms", "ort_fp32_ms", "ort_int8_ms")
@@ -29,7 +37,11 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "quality": ("fp32_auc", "int8_auc", "patch_auc", "shared_map_auc"),
     "shared_map": ("patch_points_per_s", "shared_points_per_s"),
     "roofline": ("pw_flops_per_point", "machine_gflops", "pw_gflops_achieved"),
+    "end_to_end": ("points", "model_points_per_s", "gradient_boosting_points_per_s",
+                   "patch_points_per_s", "peak_rss_mb"),
+    "training": ("peak_rss_mb_1m",),
 }
+E2E_POINTS_PER_S = 10_000.0   # the default model end to end at 1M points on 2 cores
 RSS_LIMIT_MB = 3000.0  # "< 3 GB" (decimal GB; ru_maxrss is read in MiB, so this is strict)
 
 
@@ -72,6 +84,8 @@ def _target(rule: str, values: dict, test) -> dict:
 def evaluate_targets(result: dict) -> dict:
     """The issue's six targets: rule, values and whether each is met (None: a figure missing)."""
     b32, b1024 = ("pw_encoder", "batch_32"), ("pw_encoder", "batch_1024")
+    rnd = ("pipeline", "random_order") if _get(result, "pipeline", "random_order") \
+        else ("pipeline",)
     s100k, s1m = _scaling_at(result, 100_000) or {}, _scaling_at(result, 1_000_000) or {}
     return {
         "ort_fp32_vs_torch": _target(
@@ -80,11 +94,23 @@ def evaluate_targets(result: dict) -> dict:
              "torch_ms": _get(result, *b32, "torch_ms")},
             lambda ort_fp32_ms, torch_ms: ort_fp32_ms <= torch_ms / 2),
         "two_stage_vs_naive": _target(
-            "two_stage_points_per_s >= 20 x naive_points_per_s",
-            {"two_stage_points_per_s": _get(result, "pipeline", "two_stage_points_per_s"),
-             "naive_points_per_s": _get(result, "pipeline", "naive_points_per_s")},
+            "two_stage_points_per_s >= 20 x naive_points_per_s (points file in random order)",
+            {"two_stage_points_per_s": _get(result, *rnd, "two_stage_points_per_s"),
+             "naive_points_per_s": _get(result, *rnd, "naive_points_per_s")},
             lambda two_stage_points_per_s, naive_points_per_s:
                 two_stage_points_per_s >= 20 * naive_points_per_s),
+        "end_to_end": _target(
+            f"default model end to end: model_points_per_s >= {E2E_POINTS_PER_S:,.0f} and "
+            f">= 0.5 x gradient_boosting_points_per_s, peak RSS < {RSS_LIMIT_MB:.0f} MB "
+            "(1M points)",
+            {"model_points_per_s": _get(result, "end_to_end", "model_points_per_s"),
+             "gradient_boosting_points_per_s": _get(result, "end_to_end",
+                                                    "gradient_boosting_points_per_s"),
+             "peak_rss_mb": _get(result, "end_to_end", "peak_rss_mb")},
+            lambda model_points_per_s, gradient_boosting_points_per_s, peak_rss_mb:
+                model_points_per_s >= E2E_POINTS_PER_S
+                and model_points_per_s >= 0.5 * gradient_boosting_points_per_s
+                and peak_rss_mb < RSS_LIMIT_MB),
         "memory_bounded": _target(
             f"peak RSS at 1M <= 1.3 x peak RSS at 100k and < {RSS_LIMIT_MB:.0f} MB",
             {"peak_rss_mb_1m": s1m.get("peak_rss_mb"),
@@ -99,6 +125,13 @@ def evaluate_targets(result: dict) -> dict:
              "fp32_auc": _get(result, "quality", "fp32_auc")},
             lambda ort_int8_ms, ort_fp32_ms, int8_auc, fp32_auc:
                 ort_int8_ms <= ort_fp32_ms / 1.5 and int8_auc >= fp32_auc - 0.005),
+        "int8_default_encoder": _target(
+            "default (shared-map) model: int8_encoder_s <= fp32_encoder_s / 1.5 and "
+            "int8_auc >= fp32_auc - 0.005",
+            {k: _get(result, "quality", "default_precision", k)
+             for k in ("int8_encoder_s", "fp32_encoder_s", "int8_auc", "fp32_auc")},
+            lambda int8_encoder_s, fp32_encoder_s, int8_auc, fp32_auc:
+                int8_encoder_s <= fp32_encoder_s / 1.5 and int8_auc >= fp32_auc - 0.005),
         "shared_map": _target(
             "shared_points_per_s >= 10 x patch_points_per_s and "
             "shared_map_auc >= patch_auc - 0.01",
@@ -177,6 +210,29 @@ def to_markdown(result: dict) -> str:
               f"| two-stage | {_f(p.get('two_stage_points_per_s'))} | "
               f"{_f(p.get('two_stage_seconds'), 2)} |",
               f"| speed-up | {_f(p.get('speedup'), 2, '×')} | |"]
+    rnd = p.get("random_order")
+    if rnd:
+        lines += [f"| naive, file in random order | {_f(rnd.get('naive_points_per_s'))} | "
+                  f"{_f(rnd.get('naive_seconds'), 2)} |",
+                  f"| two-stage, file in random order | {_f(rnd.get('two_stage_points_per_s'))}"
+                  f" | {_f(rnd.get('two_stage_seconds'), 2)} |",
+                  f"| speed-up, random order | {_f(rnd.get('speedup'), 2, '×')} | |"]
+
+    e = result.get("end_to_end", {})
+    if e.get("runs"):
+        keys = sorted({k for r in e["runs"].values() for k in r.get("stages", {})},
+                      key=list(E2E_STAGE_ORDER).index)
+        lines += ["", f"**End to end** ({_f(e.get('points'))} points, a fresh process each, "
+                  f"{e.get('threads')} threads, quick-look {'on' if e.get('quicklook') else 'off'}"
+                  "; stage seconds)", "",
+                  "| method | points/s | seconds | peak RSS (MB) | "
+                  + " | ".join(k[:-2] for k in keys) + " |",
+                  "|:--|--:|--:|--:|" + "--:|" * len(keys)]
+        for name, r in e["runs"].items():
+            st = r.get("stages", {})
+            lines.append(f"| {name} | {_f(r.get('points_per_s'))} | {_f(r.get('seconds'), 1)} | "
+                         f"{_f(r.get('peak_rss_mb'))} | "
+                         + " | ".join(_f(st.get(k), 1) for k in keys) + " |")
 
     lines += ["", "**Scaling** (two-stage, a fresh process per run; stage seconds)", "",
               "| points | seconds | points/s | peak RSS (MB) | patches | encoder | graph | gnn "
@@ -194,10 +250,10 @@ def to_markdown(result: dict) -> str:
                   f"{t.get('max_steps')} steps; a fresh process each)", "",
                   "| points | train s | train peak RSS (MB) | evaluate s "
                   "| evaluate peak RSS (MB) |",
-                  "|--:|--:|--:|--:|--:|",
-                  f"| {_f(t.get('points'))} | {_f(t.get('train_seconds'))} | "
-                  f"{_f(t.get('train_peak_rss_mb'))} | {_f(t.get('evaluate_seconds'))} | "
-                  f"{_f(t.get('evaluate_peak_rss_mb'))} |"]
+                  "|--:|--:|--:|--:|--:|"]
+        lines += [f"| {_f(r.get('points'))} | {_f(r.get('train_seconds'))} | "
+                  f"{_f(r.get('train_peak_rss_mb'))} | {_f(r.get('evaluate_seconds'))} | "
+                  f"{_f(r.get('evaluate_peak_rss_mb'))} |" for r in t.get("runs", [])]
 
     q, s, r = result.get("quality", {}), result.get("shared_map", {}), result.get("roofline", {})
     lines += ["", "**Quality** (ROC-AUC, unreliable class, held-out scene) and **shared map** "
@@ -207,11 +263,27 @@ def to_markdown(result: dict) -> str:
               f"| {_f(q.get('fp32_auc'), 3)} | {_f(q.get('int8_auc'), 3)} | "
               f"{_f(q.get('patch_auc'), 3)} | {_f(q.get('shared_map_auc'), 3)} | "
               f"{_f(s.get('patch_points_per_s'))} | {_f(s.get('shared_points_per_s'))} |"]
+    dp = q.get("default_precision")
+    if dp:
+        lines += ["", "**Default model, FP32 vs INT8 stage 1** (held-out scene; encoder seconds "
+                  "of a two-stage predict, median)", "",
+                  "| fp32 s | int8 s | speed-up | fp32 AUC | int8 AUC |", "|--:|--:|--:|--:|--:|",
+                  f"| {_f(dp.get('fp32_encoder_s'), 3)} | {_f(dp.get('int8_encoder_s'), 3)} | "
+                  f"{_f(dp.get('int8_speedup'), 2, '×')} | {_f(dp.get('fp32_auc'), 3)} | "
+                  f"{_f(dp.get('int8_auc'), 3)} |"]
     lines += ["", "**Roofline** (stage-1 encoder, ORT fp32, batch 1024)", "",
               "| FLOPs/point | machine GFLOP/s | achieved GFLOP/s | fraction |",
               "|--:|--:|--:|--:|",
               f"| {_f(r.get('pw_flops_per_point'))} | {_f(r.get('machine_gflops'))} | "
               f"{_f(r.get('pw_gflops_achieved'), 2)} | {_f(r.get('fraction_of_machine'), 3)} |"]
+    sm = r.get("shared_map")
+    if sm:
+        lines += ["", "**Roofline of the shared-map encoder** (default model, its end-to-end "
+                  "run)", "", "| FLOPs/km² of raster | FLOPs/point | windows | achieved GFLOP/s "
+                  "| fraction |", "|--:|--:|--:|--:|--:|",
+                  f"| {_f(sm.get('flops_per_km2'))} | {_f(sm.get('flops_per_point'))} | "
+                  f"{_f(sm.get('windows'))} | {_f(sm.get('gflops_achieved'), 2)} | "
+                  f"{_f(sm.get('fraction_of_machine'), 3)} |"]
 
     notes = missing_notes(result)
     if notes:

@@ -1,11 +1,13 @@
 """``psirel bench``: every benchmark of the issue in one run, into ``OUT/latest.{json,md}``.
 
-Order: assets (scenes and models, cached under ``OUT/cache``), stage-1 encoder timings,
-roofline, naive vs two-stage, scaling (fresh processes), train and evaluate peak memory (fresh
-processes), quality on the held-out scene, shared map vs patch encoder. :class:`BenchConfig`
-holds every size and repeat count; ``full()`` is the issue's protocol, ``quick()`` a few
-minutes' smoke run of the same code (1M points skipped, tiny
-training: its quality figures mean nothing).
+Order: assets (scenes and models, cached under ``OUT/cache``: the default model, shared-map
+encoder + UniMP, and a patch-encoder model), stage-1 encoder timings (patch model), roofline,
+naive vs two-stage (scan-line and random file order), end to end at 1,000,000 points (the
+default model, gradient boosting and the patch model, fresh processes), scaling of the default
+model (fresh processes), train and evaluate time and peak memory (fresh processes), quality on
+the held-out scene, shared map vs patch encoder. :class:`BenchConfig` holds every size and
+repeat count; ``full()`` is the issue's protocol, ``quick()`` a few minutes' smoke run of the
+same code (100,000 points instead of 1M, tiny training: its quality figures mean nothing).
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from psirel.bench.encoder import (
     time_encoders,
     torch_backend,
 )
+from psirel.bench.end_to_end import end_to_end, shared_map_roofline
 from psirel.bench.machine import load_average, machine_info
 from psirel.bench.memory import train_evaluate_memory
-from psirel.bench.pipeline import compare_strategies, scaling
-from psirel.bench.quality import quality, shared_map_comparison
+from psirel.bench.pipeline import compare_strategies, scaling, scaling_entry
+from psirel.bench.quality import default_precision, quality, shared_map_comparison
 from psirel.bench.report import write_report
 from psirel.bench.roofline import roofline
 from psirel.bench.timing import Missing, log, put
@@ -56,7 +59,9 @@ class BenchConfig:
     calibration_points: int = 256        # INT8 calibration patches (timing scene, not held out)
     pipeline_points: int = 50_000
     pipeline_repeats: int = 2            # rounds of naive + two-stage after a warm-up round
+    random_order_points: int = 5_000     # naive vs two-stage on a file in random order
     scaling_points: tuple[int, ...] = (10_000, 100_000, 1_000_000)
+    e2e_points: int = 1_000_000          # end to end: model, gradient boosting, patch model
     scaling_repeats: int = 2             # fresh-process runs per size ...
     scaling_single_from: int = 1_000_000  # ... but one run from this size on (minutes each)
     train_points: int = 20_000
@@ -73,7 +78,7 @@ class BenchConfig:
     shared_repeats: int = 1
     matmul_n: int = 2048
     matmul_repeats: int = 5
-    memory_points: int = 1_000_000       # train + evaluate peak RSS, fresh processes (0: skip)
+    memory_points: tuple[int, ...] = (20_000, 1_000_000)  # train + evaluate, fresh processes
 
     @classmethod
     def full(cls) -> BenchConfig:
@@ -82,10 +87,11 @@ class BenchConfig:
     @classmethod
     def quick(cls) -> BenchConfig:
         return cls(mode="quick", repeats=3, pipeline_points=10_000, pipeline_repeats=1,
-                   scaling_points=(10_000, 100_000), scaling_repeats=1, train_points=3_000,
-                   epochs=1, max_steps=4, batch_size=128, heldout_points=5_000,
-                   dense_points=10_000, matmul_n=1024, matmul_repeats=3,
-                   memory_points=20_000)
+                   random_order_points=2_000,
+                   scaling_points=(10_000, 100_000), e2e_points=100_000, scaling_repeats=1,
+                   train_points=3_000, epochs=1, max_steps=4, batch_size=128,
+                   heldout_points=5_000, dense_points=10_000, matmul_n=1024, matmul_repeats=3,
+                   memory_points=(3_000, 20_000))
 
 
 def run_bench(out: Path | str, config: BenchConfig | None = None, *, model: Path | None = None,
@@ -159,19 +165,47 @@ def run_bench(out: Path | str, config: BenchConfig | None = None, *, model: Path
     # ------------------------------------------------------------ pipeline
     result["pipeline"] = compare_strategies(model, timing, work, threads=cfg.threads,
                                             repeats=cfg.pipeline_repeats)
-    sizes = [(n, timing if n == cfg.pipeline_points else assets.scene(cache, n, cfg.timing_seed))
-             for n in cfg.scaling_points]
-    result["scaling"] = scaling(
-        model, sizes, work, threads=cfg.threads,
-        repeats_for=lambda n: 1 if n >= cfg.scaling_single_from else cfg.scaling_repeats)
+    # the naive reference on a file in random order re-encodes every point's receptive field
+    # (hundreds of nodes a point): a smaller scene of the same world, one timed round
+    log("pipeline: a points file in random order")
+    result["pipeline"]["random_order"] = compare_strategies(
+        model, assets.shuffled(assets.scene(cache, cfg.random_order_points, cfg.timing_seed)),
+        work, threads=cfg.threads, repeats=1)
 
-    if cfg.memory_points:
-        mem_scene = dict(sizes).get(cfg.memory_points) or assets.scene(
-            cache, cfg.memory_points, cfg.timing_seed)
-        result["training"] = train_evaluate_memory(mem_scene, work, cfg.memory_points,
-                                                   threads=cfg.threads)
-        if cfg.memory_points == 1_000_000:
-            result["training"]["peak_rss_mb_1m"] = result["training"]["train_peak_rss_mb"]
+    # ------------------------------------------------------------ end to end, scaling
+    scene_of = {cfg.pipeline_points: timing}
+
+    def sized(n: int) -> Path:
+        return scene_of.setdefault(n, assets.scene(cache, n, cfg.timing_seed))
+
+    e2e, summaries = end_to_end({"model": shared, "patch": model}, sized(cfg.e2e_points), work,
+                                threads=cfg.threads)
+    result["end_to_end"] = e2e
+    if isinstance(shared, Path):
+        smaller = [(n, sized(n)) for n in cfg.scaling_points if n != cfg.e2e_points]
+        table = scaling(
+            shared, smaller, work, threads=cfg.threads,
+            repeats_for=lambda n: 1 if n >= cfg.scaling_single_from else cfg.scaling_repeats)
+        if "model" in summaries:   # the end-to-end run of the default model is this size's
+            table.append(scaling_entry([summaries["model"]]))
+        result["scaling"] = sorted(table, key=lambda e: e["points"])
+        result["scaling_model"] = "default (shared-map + UniMP)"
+        result["roofline"]["shared_map"] = shared_map_roofline(
+            load_card(shared), e2e["runs"].get("model", {}),
+            result["roofline"].get("machine_gflops"))
+    else:
+        result["scaling"] = []
+        put(result, "scaling_model", shared)
+
+    runs = []
+    for n in cfg.memory_points:
+        runs.append(train_evaluate_memory(sized(n), work, n, threads=cfg.threads))
+    result["training"] = {"runs": runs, "max_steps": runs[0]["max_steps"] if runs else None}
+    big = next((r for r in runs if r["points"] == 1_000_000), None)
+    no_big = Missing(f"no 1,000,000-point run in this mode ({cfg.mode})")
+    put(result["training"], "peak_rss_mb_1m", big["train_peak_rss_mb"] if big else no_big)
+    put(result["training"], "evaluate_peak_rss_mb_1m",
+        big["evaluate_peak_rss_mb"] if big else no_big)
 
     # ------------------------------------------------------------ quality and shared map
     result["quality"] = quality(model, heldout, work, int8=int8, threads=cfg.threads)
@@ -184,6 +218,8 @@ def run_bench(out: Path | str, config: BenchConfig | None = None, *, model: Path
     result["shared_map"] = section
     for k, v in aucs.items():
         put(result["quality"], k, v)
+    result["quality"]["default_precision"] = default_precision(shared, heldout, work,
+                                                               threads=cfg.threads)
 
     result["machine"]["load_average_end"] = load_average()
     result["seconds"] = round(time.perf_counter() - t_start, 1)
