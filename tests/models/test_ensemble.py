@@ -9,9 +9,9 @@ from psirel.models.ensemble import CalibratedEnsemble  # noqa: E402
 from psirel.models.reliability import ReliabilityModel  # noqa: E402
 
 
-def _members(m: int, encoder: str = "shared-map", gnn: str = "unimp"):
+def _members(m: int, encoder: str = "shared-map", gnn: str = "unimp", **kw):
     cfg = v1_config(n_lulc=4, n_scalars=5, emb_dim=16, gnn=gnn, gnn_hidden=16, heads=2,
-                      edge_dim=7, encoder=encoder, depths=(1, 1, 1, 1), dims=(8, 8, 8, 8))
+                      edge_dim=7, encoder=encoder, depths=(1, 1, 1, 1), dims=(8, 8, 8, 8), **kw)
     out = []
     for s in range(m):
         torch.manual_seed(s)
@@ -66,3 +66,20 @@ def test_bad_calibration_lengths_are_refused():
     with pytest.raises(ValueError, match="at least one member"):
         CalibratedEnsemble([])
     assert np.isclose(float(CalibratedEnsemble(_members(2)).scale.sum()), 2.0)
+
+
+@pytest.mark.parametrize("gnn", ["unimp", "gen"])
+def test_edge_statistics_computed_once_equal_each_members_own(gnn):
+    """The ensemble computes the (parameter-free) edge-summary statistics once for all
+    members: the logits equal each member computing its own."""
+    members = _members(3, gnn=gnn, edge_summary=True, edge_summary_signed=True,
+                       edge_summary_robust=True)
+    assert members[0].edge_summary is not None
+    ens = CalibratedEnsemble(members, scale=[0.5, 1.0, 2.0], bias=[0.1, -0.2, 0.0]).eval()
+    emb = torch.randn(9, ens.embedding_dim)
+    with torch.no_grad():
+        z = ens.member_logits(emb, *_graph())
+        own = torch.stack([m.graph_logits(emb[:, 16 * i:16 * (i + 1)], *_graph())
+                           for i, m in enumerate(members)], dim=-1)
+    torch.testing.assert_close(z, own * ens.scale + ens.bias, rtol=0, atol=1e-6)
+    assert z.std() > 0
