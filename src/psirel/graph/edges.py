@@ -9,6 +9,7 @@ training cloud, stored in ``model.json``) so that they are of order one. numpy o
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
@@ -145,7 +146,9 @@ def _nan_rms_differences(series_mm: np.ndarray, rows: np.ndarray, nb: np.ndarray
     """:func:`series_rms_differences` from the difference series, skipping NaN dates."""
     own = np.asarray(series_mm[rows], np.float32)[:, None, :]
     d = np.asarray(series_mm[nb], np.float32) - own                      # [r, k, T]
-    with np.errstate(invalid="ignore", divide="ignore"):
+    # two series without a date in common have no difference: 0 below, not a warning
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         d = d - np.nanmean(d, axis=2, keepdims=True)
         rms = np.sqrt(np.nanmean(d * d, axis=2))
         ok = np.isfinite(d)
