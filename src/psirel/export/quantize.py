@@ -181,10 +181,7 @@ def quantize_pointwise(model_dir: Path | str, calibration: Calibration | None = 
         finally:
             root.removeFilter(hush)
         check = _check_stage1(model, open_session(tmp / PW_INT8_ONNX), calibration)
-        if not check["max_rel_emb"] <= tol:  # NaN fails too
-            raise ModelError(model_dir / PW_INT8_ONNX, f"INT8 embeddings differ from PyTorch by "
-                             f"{check['max_rel_emb']:.3f} × their spread (tolerance {tol}); "
-                             "nothing was written")
+        _require_within(model_dir / PW_INT8_ONNX, "INT8", check, tol)
         os.replace(tmp / PW_INT8_ONNX, model_dir / PW_INT8_ONNX)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -252,10 +249,7 @@ def half_pointwise(model_dir: Path | str, calibration: Calibration | None = None
         else:
             check = {"checked_on_cpu": True,
                      **_check_stage1(load_predictor(card), session, calibration)}
-            if not check["max_rel_emb"] <= tol:  # NaN fails too
-                raise ModelError(model_dir / PW_FP16_ONNX, f"FP16 embeddings differ from "
-                                 f"PyTorch by {check['max_rel_emb']:.3f} × their spread "
-                                 f"(tolerance {tol}); nothing was written")
+            _require_within(model_dir / PW_FP16_ONNX, "FP16", check, tol)
         os.replace(tmp / PW_FP16_ONNX, model_dir / PW_FP16_ONNX)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -362,6 +356,15 @@ def _export_stage1(model, path: Path) -> None:
     export_graph(Pointwise(model), (torch.randn(2, 4, p, p), torch.randn(2, model.cfg.n_scalars)),
                  ["patches", "scalars"], "emb",
                  {"patches": {0: "batch"}, "scalars": {0: "batch"}, "emb": {0: "batch"}}, path)
+
+
+def _require_within(path: Path, label: str, check: dict, tol: float) -> None:
+    """A ModelError naming ``path`` unless the reduced-precision embeddings are within ``tol``
+    (× their spread) of PyTorch's; NaN fails too."""
+    if not check["max_rel_emb"] <= tol:
+        raise ModelError(path, f"{label} embeddings differ from PyTorch by "
+                         f"{check['max_rel_emb']:.3f} × their spread (tolerance {tol}); "
+                         "nothing was written")
 
 
 @torch.no_grad()
