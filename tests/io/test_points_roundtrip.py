@@ -351,7 +351,7 @@ def test_arrow_read_gives_what_raw_read_gives(tmp_path, ext):
     assert _read_ogr_arrow(dated, str(pyogrio.list_layers(dated)[0, 0]), None) is None
 
 
-def test_same_points_same_geopackage_bytes(tmp_path):
+def test_same_points_same_geopackage_bytes(tmp_path, monkeypatch):
     """GeoPackage stamps the write time into gpkg_contents; the writer fixes it, so the same
     input gives byte-identical files at any time of day (and leaves GDAL's option as found)."""
     import hashlib
@@ -370,6 +370,11 @@ def test_same_points_same_geopackage_bytes(tmp_path):
         path = write_points(tmp_path / f"p{i}.gpkg", x, y, "EPSG:32633", cols)
         digests.append(hashlib.sha256(path.read_bytes()).hexdigest())
         assert pyogrio.get_gdal_config_option("OGR_CURRENT_DATE") is None
+    # a value from the environment is not turned into an option that outlives the variable
+    monkeypatch.setenv("OGR_CURRENT_DATE", "2010-01-01T00:00:00Z")
+    write_points(tmp_path / "env.gpkg", x, y, "EPSG:32633", cols)
+    monkeypatch.delenv("OGR_CURRENT_DATE")
+    assert pyogrio.get_gdal_config_option("OGR_CURRENT_DATE") is None
     assert digests[0] == digests[1]
     with sqlite3.connect(tmp_path / "p0.gpkg") as db:
         (stamp,) = db.execute("select last_change from gpkg_contents").fetchone()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -105,8 +106,13 @@ WRITE_DATE = "2000-01-01T00:00:00Z"
 
 @contextlib.contextmanager
 def fixed_write_date():
-    """GDAL's ``OGR_CURRENT_DATE`` set to :data:`WRITE_DATE` for the block, then restored."""
+    """GDAL's ``OGR_CURRENT_DATE`` set to :data:`WRITE_DATE` for the block, then restored: to
+    the value set before, or unset when there was none or it came from the environment (GDAL
+    reads environment variables as options; setting that value back explicitly would outlive
+    the variable)."""
     before = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
+    if before is not None and before == os.environ.get("OGR_CURRENT_DATE"):
+        before = None
     pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": WRITE_DATE})
     try:
         yield
