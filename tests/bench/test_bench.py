@@ -248,7 +248,7 @@ def test_cli_rejects_models_of_the_wrong_encoder(tiny_model, tiny_patch_model, t
 
 
 # ---------------------------------------------------------------------------- end to end
-def test_tiny_run_writes_every_key(tiny_patch_model, tmp_path):
+def test_tiny_run_writes_every_key(tiny_patch_model, tiny_model, tmp_path):
     pytest.importorskip("torch")
     from psirel.bench import BenchConfig, run_bench
 
@@ -258,7 +258,7 @@ def test_tiny_run_writes_every_key(tiny_patch_model, tmp_path):
                       matmul_n=128, matmul_repeats=1, train_points=1500, epochs=1,
                       max_steps=2, batch_size=128, memory_points=(1500,), e2e_points=1500,
                       random_order_points=1500)
-    run_bench(tmp_path, cfg, model=tiny_patch_model)
+    run_bench(tmp_path, cfg, model=tiny_patch_model, shared_model=tiny_model)
     data = json.loads((tmp_path / "latest.json").read_text())
     assert missing_keys(data) == []
     assert TOP_KEYS <= set(data)

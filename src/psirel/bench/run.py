@@ -218,8 +218,8 @@ def run_bench(out: Path | str, config: BenchConfig | None = None, *, model: Path
     result["shared_map"] = section
     for k, v in aucs.items():
         put(result["quality"], k, v)
-    result["quality"]["default_precision"] = default_precision(shared, heldout, work,
-                                                               threads=cfg.threads)
+    result["quality"]["default_precision"] = default_precision(
+        shared, heldout, work, threads=cfg.threads, repeats=cfg.pipeline_repeats)
 
     result["machine"]["load_average_end"] = load_average()
     result["seconds"] = round(time.perf_counter() - t_start, 1)
