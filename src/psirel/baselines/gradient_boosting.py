@@ -27,6 +27,7 @@ from psirel.baselines.data import PointData, check_labels, load_training_feature
 from psirel.baselines.features import LULC_FEATURE, hand_features
 from psirel.report.metrics import tune_threshold
 
+PREDICT_ROWS = 65_536   # rows per scikit-learn call (its float64 copy: ~30 MB)
 DEFAULT_PARAMS: dict = {
     "learning_rate": 0.1,
     "max_iter": 200,
@@ -87,19 +88,29 @@ class GradientBoosting:
         self.n_train_ = int(y.size)
         return self
 
-    def _p_from_features(self, x: np.ndarray) -> np.ndarray:
-        classes = list(self.model_.classes_)
-        return self.model_.predict_proba(x)[:, classes.index(1)].astype(np.float64)
+    def _p_from_features(self, x: np.ndarray, rows: int = PREDICT_ROWS) -> np.ndarray:
+        """``[N]`` float64 P(reliable), ``rows`` at a time: scikit-learn copies its input to
+        float64 (2 GB for a million points at once); trees score every row alone, so the
+        chunks change nothing."""
+        col = list(self.model_.classes_).index(1)
+        p = np.empty(len(x), np.float64)
+        for s in range(0, len(x), rows):
+            p[s:s + rows] = self.model_.predict_proba(x[s:s + rows])[:, col]
+        return p
 
-    def predict_proba(self, data: PointData) -> np.ndarray:
-        """[N, 2]: P(unreliable), P(reliable)."""
+    def features(self, data: PointData) -> np.ndarray:
+        """The hand features of ``data``, checked against those the model was fitted on."""
         x, names = hand_features(data)
         if names != self.feature_names_:
             raise ValueError(
                 f"hand features differ from training: got {names}, trained on "
                 f"{self.feature_names_} (same series statistics and patch layers needed)"
             )
-        return proba_columns(self._p_from_features(x))
+        return x
+
+    def predict_proba(self, data: PointData) -> np.ndarray:
+        """[N, 2]: P(unreliable), P(reliable)."""
+        return proba_columns(self._p_from_features(self.features(data)))
 
     def predict(self, data: PointData) -> np.ndarray:
         """[N] int64, 1 = reliable at ``threshold_``."""

@@ -33,11 +33,11 @@ import numpy as np
 from psirel.baselines import (
     BASELINES,
     GradientBoosting,
-    hand_features,
     load_baseline,
     load_training_features,
 )
 from psirel.baselines.data import PointData, ReliabilityEstimator
+from psirel.baselines.gradient_boosting import PREDICT_ROWS as GB_PREDICT_ROWS
 from psirel.errors import MissingExtra, ModelError, PsirelError, first_line
 from psirel.features.scalars import SCALAR_FEATURES, scalar_features
 from psirel.graph.knn import knn_table
@@ -61,7 +61,6 @@ NEEDS_SKLEARN = ("gradient_boosting",)
 # the neighbour table, the coherence threshold nothing more.
 PATCH_BASELINES = ("gradient_boosting",)
 GRAPH_BASELINES = ("gradient_boosting", "neighbour_consistency")
-PREDICT_ROWS = 65_536   # rows per scikit-learn call (its float64 copy: ~30 MB)
 
 
 def check_baseline_name(name: str) -> None:
@@ -114,7 +113,7 @@ def predict_baseline(model_dir: Path | str, points: Path | str, dem: Path | str,
                      warn: Callable[[str], None] | None = None,
                      report: bool | Path | str = False, progress=None,
                      chunk_points: int = 4096,
-                     predict_rows: int = PREDICT_ROWS) -> PredictionSummary:
+                     predict_rows: int = GB_PREDICT_ROWS) -> PredictionSummary:
     """Score every point with the baseline ``baseline`` of ``model_dir`` and write ``out``.
 
     Args:
@@ -161,18 +160,21 @@ def predict_baseline(model_dir: Path | str, points: Path | str, dem: Path | str,
         pdata, n_unknown = point_data(card, cloud, stack, baseline, progress, warn,
                                       chunk_points)
         if isinstance(est, GradientBoosting):  # its hand features belong to "features"
-            x = gradient_boosting_features(est, pdata)
+            try:
+                x = est.features(pdata)
+            except ValueError as exc:
+                raise PsirelError(f"{model_dir}: {exc}") from None
             del pdata
             t0 = timer.add("features", t0)
             progress.stage(baseline, len(cloud))
-            p = gradient_boosting_proba(est, x, predict_rows, progress)
+            p = est._p_from_features(x, predict_rows).astype(np.float32)
             del x
         else:
             t0 = timer.add("features", t0)
             progress.stage(baseline, len(cloud))
             p = np.asarray(est.predict_proba(pdata)[:, 1], np.float32)
-            progress.advance(len(cloud))
             del pdata
+        progress.advance(len(cloud))
         t0 = timer.add("predict", t0)
         rel = np.stack([p, np.zeros_like(p)], axis=1)
         cols = output_columns(rel, threshold)
@@ -241,31 +243,6 @@ def point_data(card: ModelCard, cloud: PointCloud, stack: RasterStack, baseline:
     card.check_unknown_lulc(n_unknown, n, warn=warn, codes=stack.unknown_lulc_codes)
     inputs = _cloud_inputs(card, cloud, stack)
     return build_point_data(inputs, None, card.normalizer, pstats), int(n_unknown)
-
-
-def gradient_boosting_features(est: GradientBoosting, data: PointData) -> np.ndarray:
-    """``[N, M]`` float32 hand features of ``data``, checked against those ``est`` was fitted
-    on (as :meth:`GradientBoosting.predict_proba` computes and checks them)."""
-    x, names = hand_features(data)
-    if names != est.feature_names_:
-        raise PsirelError(f"the gradient-boosting baseline was fitted on the hand features "
-                          f"{est.feature_names_}; these points give {names}")
-    return x
-
-
-def gradient_boosting_proba(est: GradientBoosting, x: np.ndarray, rows: int = PREDICT_ROWS,
-                            progress=None) -> np.ndarray:
-    """``[N]`` float32 P(reliable) from hand features ``x``, ``rows`` at a time: scikit-learn
-    copies its input to float64 (2 GB for a million points at once). A tree ensemble scores
-    every row alone, so the result equals :meth:`GradientBoosting.predict_proba`'s."""
-    model = est.model_
-    col = list(model.classes_).index(1)
-    p = np.empty(len(x), np.float32)
-    for s in range(0, len(x), rows):
-        p[s:s + rows] = model.predict_proba(x[s:s + rows])[:, col]
-        if progress is not None:
-            progress.advance(len(x[s:s + rows]))
-    return p
 
 
 def _cloud_inputs(card: ModelCard, cloud: PointCloud, stack: RasterStack) -> CloudInputs:
