@@ -39,19 +39,19 @@ from psirel.baselines import (
 from psirel.baselines.data import PointData, ReliabilityEstimator
 from psirel.baselines.gradient_boosting import PREDICT_ROWS as GB_PREDICT_ROWS
 from psirel.errors import MissingExtra, ModelError, PsirelError, first_line
-from psirel.features.scalars import SCALAR_FEATURES, scalar_features
+from psirel.features.scalars import SCALAR_FEATURES
 from psirel.graph.knn import knn_table
 from psirel.infer.pipeline import output_columns, peak_rss_mb
 from psirel.infer.prepared import Silent, Timer
 from psirel.infer.run_spec import PredictionSummary
 from psirel.io.atomic import check_writable
-from psirel.io.cloud_grid import open_cloud, point_heights
+from psirel.io.cloud_grid import open_cloud
 from psirel.io.points import PointCloud, write_predictions
 from psirel.io.rasters import RasterStack
 from psirel.io.schema import PointSchema
 from psirel.model_card import ModelCard
 from psirel.model_dir import MODEL_JSON, load_card
-from psirel.train.data import CloudInputs
+from psirel.train.data import cloud_inputs
 from psirel.train.point_data import build_point_data, raster_patch_stats
 
 TRAINING_FEATURES = "baselines/training_features.npz"
@@ -241,16 +241,5 @@ def point_data(card: ModelCard, cloud: PointCloud, stack: RasterStack, baseline:
         cloud, stack, card.normalizer, chunk=chunk_points, progress=progress.advance,
         stored_dtype=None if card.shared_map else np.float16)
     card.check_unknown_lulc(n_unknown, n, warn=warn, codes=stack.unknown_lulc_codes)
-    inputs = _cloud_inputs(card, cloud, stack)
+    inputs = cloud_inputs(cloud, stack, card.features.k, card.features.r_max_m)
     return build_point_data(inputs, None, card.normalizer, pstats), int(n_unknown)
-
-
-def _cloud_inputs(card: ModelCard, cloud: PointCloud, stack: RasterStack) -> CloudInputs:
-    """What :func:`psirel.train.data.load_inputs` computes after opening the inputs: scalar
-    features, heights, the model's kNN graph. (Opened here, not there, so that reading
-    warnings reach ``warn``.)"""
-    feats, names = scalar_features(cloud.velocity_mm_yr, cloud.coherence, cloud.series_mm,
-                                   cloud.dates)
-    f = card.features
-    table = knn_table(cloud.x, cloud.y, k=f.k, r_max_m=f.r_max_m)
-    return CloudInputs(cloud, stack, point_heights(cloud, stack), feats, names, table)

@@ -113,13 +113,19 @@ def load_inputs(points: Path | str, dem: Path | str, lulc: Path | str, amplitude
     try:
         if need_labels and cloud.labels is None:
             raise PsirelError(f"{points}: no label column '{label or 'reliable'}'")
-        height = point_heights(cloud, stack)
-        feats, names = scalar_features(cloud.velocity_mm_yr, cloud.coherence, cloud.series_mm,
-                                       cloud.dates)
-        table = knn_table(cloud.x, cloud.y, k=k, r_max_m=r_max_m)
+        return cloud_inputs(cloud, stack, k, r_max_m)
     except Exception:
         stack.close()
         raise
+
+
+def cloud_inputs(cloud: PointCloud, stack: RasterStack, k: int, r_max_m: float) -> CloudInputs:
+    """A cloud read on its rasters' grid with what every consumer derives from it: heights
+    (own, else the DEM's), scalar features and the kNN graph (``k``, ``r_max_m`` metres)."""
+    height = point_heights(cloud, stack)
+    feats, names = scalar_features(cloud.velocity_mm_yr, cloud.coherence, cloud.series_mm,
+                                   cloud.dates)
+    table = knn_table(cloud.x, cloud.y, k=k, r_max_m=r_max_m)
     return CloudInputs(cloud, stack, height, feats, names, table)
 
 
