@@ -48,6 +48,16 @@ def read_format_of(path: Path) -> str:
     return fmt
 
 
+def optional_pyarrow():
+    """pyarrow when installed (any extra brings it), else None: GDAL formats are then read and
+    written through ``pyogrio.raw``, the same content more slowly."""
+    try:
+        import pyarrow
+    except ImportError:
+        return None
+    return pyarrow
+
+
 def import_pyarrow():
     """``(pyarrow, pyarrow.parquet)`` or :class:`MissingExtra` for the ``parquet`` extra."""
     try:

@@ -24,7 +24,7 @@ import pyogrio.raw
 from pyproj import CRS
 
 from psirel.io.columns import shapefile_names
-from psirel.io.formats import csvt_type, format_of, import_pyarrow
+from psirel.io.formats import csvt_type, format_of, import_pyarrow, optional_pyarrow
 from psirel.io.tables import points_wkb
 
 
@@ -118,16 +118,6 @@ def fixed_write_date():
         yield
     finally:
         pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": before})
-
-
-def optional_pyarrow():
-    """pyarrow when installed (any extra brings it), else None: writes then go through
-    ``pyogrio.raw``, the same file more slowly."""
-    try:
-        import pyarrow
-    except ImportError:
-        return None
-    return pyarrow
 
 
 class OgrSink(Sink):

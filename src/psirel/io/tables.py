@@ -24,7 +24,7 @@ from pyproj import CRS
 
 from psirel.errors import NotPoints, UnreadableFile, first_line
 from psirel.io.delimited import ZIP_ERRORS, TextSource, read_csv_columns, zip_member
-from psirel.io.formats import OGR_DRIVERS, import_pyarrow, read_format_of
+from psirel.io.formats import OGR_DRIVERS, import_pyarrow, optional_pyarrow, read_format_of
 
 
 @dataclass
@@ -142,9 +142,8 @@ def _read_ogr_arrow(path: Path, layer: str, bbox):
     (dates, lists, binary ...): then ``raw.read`` reads the file. As ``raw.read`` does, an
     integer or boolean column with nulls becomes float64 with NaN, strings object arrays with
     None, and the geometry an object array of WKB."""
-    try:
-        import pyarrow as pa
-    except ImportError:
+    pa = optional_pyarrow()
+    if pa is None:
         return None
     meta, table = pyogrio.raw.read_arrow(path, layer=layer, bbox=bbox)
     fields = []
