@@ -83,3 +83,28 @@ def test_edge_statistics_computed_once_equal_each_members_own(gnn):
                            for i, m in enumerate(members)], dim=-1)
     torch.testing.assert_close(z, own * ens.scale + ens.bias, rtol=0, atol=1e-6)
     assert z.std() > 0
+
+
+def test_summary_maps_computed_once_equal_each_members_own():
+    """The ensemble computes the (parameter-free) summary maps once for all members; each member
+    still standardises them with its own centre and scale."""
+    members = _members(3, patch_summary=True)
+    assert members[0].pointwise.summary is not None
+    window = torch.randn(1, 4, 96, 128)
+    window[:, 1] = torch.randint(0, 4, (96, 128))
+    window[:, 3] = 1.0
+    rc = torch.rand(9, 2) * torch.tensor([60.0, 90.0]) + 16
+    scalars = torch.randn(9, 5)
+    for i, m in enumerate(members):       # different standardisations per member
+        m.pointwise.summary.fit(window[0].numpy(), (rc + i).numpy())
+    ens = CalibratedEnsemble(members).eval()
+    with torch.no_grad():
+        got = ens.embed_window(window, rc, scalars)
+        own = torch.cat([m.embed_window(window, rc, scalars) for m in members], dim=-1)
+        raw = members[0].summary_raw(window, rc)
+        assert raw.shape == (9, members[0].pointwise.summary.num_features)
+        assert not torch.equal(members[0].pointwise.summary.standardise(raw),
+                               members[1].pointwise.summary.standardise(raw))
+    torch.testing.assert_close(got, own, rtol=0, atol=0)
+    (patch,) = _members(1, encoder="patch")
+    assert patch.summary_raw(window, rc) is None

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from psirel.infer.shared_stage import cell_groups, cell_window
-from psirel.models.map_sampling import sample_at
+from psirel.models.map_sampling import footprint_mean, sample_at
 from psirel.models.shared_map import SharedMapEncoder
 
 
@@ -15,6 +15,22 @@ def test_sampling_at_cell_centres_reads_the_cell():
     rc = torch.tensor([[stride * 1.5, stride * 2.5], [stride * 3.5, stride * 0.5]])
     s = sample_at(fmap, rc, 32, 48)
     assert torch.equal(s, torch.stack([fmap[0, :, 1, 2], fmap[0, :, 3, 0]]))
+
+
+def test_footprint_mean_is_the_mean_of_the_grid_samples():
+    """One weighted product = the G×G bilinear samples around each point, averaged, also for
+    points whose footprint leaves the window (zero padding) and maps of any stride."""
+    g = torch.Generator().manual_seed(2)
+    off = torch.tensor([-30.0, -10.0, 10.0, 30.0])
+    dr, dc = torch.meshgrid(off, off, indexing="ij")
+    grid = torch.stack([dr.flatten(), dc.flatten()], 1)
+    rc = torch.rand(40, 2, generator=g) * torch.tensor([260.0, 420.0]) - 30.0
+    for stride in (32, 16):
+        fmap = torch.randn(1, 5, 224 // stride, 352 // stride, generator=g)
+        pts = (rc[:, None, :] + grid[None]).reshape(-1, 2)
+        ref = sample_at(fmap, pts, 224, 352).reshape(40, 16, 5).mean(dim=1)
+        torch.testing.assert_close(footprint_mean(fmap, rc, 224, 352, off), ref,
+                                   rtol=0, atol=2e-6)
 
 
 def test_forward_shapes_and_point_order():

@@ -70,7 +70,11 @@ class SummaryStatistics(nn.Module):
                 + [f"lulc_frac[{c}]" for c in range(self.n_lulc)])
 
     def forward(self, *inputs: Tensor) -> Tensor:
-        z = (self.raw(*inputs) - self.centre) / self.scale
+        return self.standardise(self.raw(*inputs))
+
+    def standardise(self, raw: Tensor) -> Tensor:
+        """``asinh((raw − centre) / scale)`` of raw statistics ``[N, F]``."""
+        z = (raw - self.centre) / self.scale
         # asinh, written out: the TorchScript ONNX exporter has no aten::asinh; the odd form
         # avoids the cancellation of log(x + sqrt(x² + 1)) for large negative x
         a = z.abs()

@@ -150,12 +150,20 @@ class ReliabilityModel(nn.Module):
             raise TypeError("a shared-map model embeds windows: use embed_window")
         return self.pointwise(patches, scalars)
 
-    def embed_window(self, window: Tensor, rc: Tensor, scalars: Tensor) -> Tensor:
+    def embed_window(self, window: Tensor, rc: Tensor, scalars: Tensor,
+                     summary_raw: Tensor | None = None) -> Tensor:
         """Stage 1 (shared-map encoder): window ``[1, 4, H, W]``, positions ``[B, 2]``,
-        scalars ``[B, S]`` → embeddings ``[B, emb_dim]``."""
+        scalars ``[B, S]`` → embeddings ``[B, emb_dim]``; ``summary_raw``: the window's summary
+        statistics at the points, if computed beforehand (see :meth:`summary_raw`)."""
         if not self.shared_map:
             raise TypeError("a patch model embeds patches: use embed")
-        return self.pointwise(window, rc, scalars)
+        return self.pointwise(window, rc, scalars, summary_raw)
+
+    def summary_raw(self, window: Tensor, rc: Tensor) -> Tensor | None:
+        """The shared-map encoder's unstandardised summary statistics ``[B, F]`` (parameter-
+        free: the same for every member of an ensemble), or None without summary maps."""
+        summary = getattr(self.pointwise, "summary", None) if self.shared_map else None
+        return None if summary is None else summary.raw(window, rc)
 
     def graph_logits(self, emb: Tensor, idx: Tensor | None = None, mask: Tensor | None = None,
                      edge_attr: Tensor | None = None, stats: Tensor | None = None) -> Tensor:

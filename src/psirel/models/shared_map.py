@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from psirel.models.convnext import ConvNeXt
 from psirel.models.lulc import lulc_indices
-from psirel.models.map_sampling import sample_at
+from psirel.models.map_sampling import footprint_mean, sample_at
 from psirel.models.summary_maps import SummaryMaps
 from psirel.models.temporal import scalar_branch
 
@@ -85,9 +85,7 @@ class SharedMapEncoder(nn.Module):
         self.act = nn.GELU()
         step = footprint_px / grid
         off = torch.tensor([(j + 0.5) * step - footprint_px / 2 for j in range(grid)])
-        dr, dc = torch.meshgrid(off, off, indexing="ij")
-        self.register_buffer("offsets", torch.stack([dr.flatten(), dc.flatten()], 1),
-                             persistent=False)                                  # [G², 2]
+        self.register_buffer("offsets", off, persistent=False)    # [G] on each axis
         nn.init.normal_(self.lulc.weight, std=1.0)
 
     def feature_maps(self, window: Tensor) -> list[Tensor]:
@@ -104,17 +102,20 @@ class SharedMapEncoder(nn.Module):
     def point_features(self, maps: list[Tensor], rc: Tensor, height, width) -> Tensor:
         """``[N, sum(dims)]``: stages 1–3 at the point, stage 4 pooled over the footprint."""
         feats = [sample_at(m, rc, height, width) for m in maps[:-1]]
-        n, g = rc.shape[0], self.offsets.shape[0]
-        pts = (rc[:, None, :] + self.offsets[None]).reshape(n * g, 2)
-        pooled = sample_at(maps[-1], pts, height, width).reshape(n, g, -1).mean(dim=1)
+        pooled = footprint_mean(maps[-1], rc, height, width, self.offsets)
         return self.sample_norm(torch.cat([*feats, pooled], dim=-1))
 
-    def forward(self, window: Tensor, rc: Tensor, scalars: Tensor) -> Tensor:
+    def forward(self, window: Tensor, rc: Tensor, scalars: Tensor,
+                summary_raw: Tensor | None = None) -> Tensor:
+        """``summary_raw``: ``self.summary.raw(window, rc)`` if computed beforehand (it has no
+        parameters: an ensemble computes it once for all its members)."""
         f = self.point_features(self.feature_maps(window), rc, window.shape[-2], window.shape[-1])
         if self.temporal is not None:
             scalars = self.temporal(scalars)
         if self.summary is not None:
-            scalars = torch.cat([scalars, self.summary(window, rc)], dim=-1)
+            if summary_raw is None:
+                summary_raw = self.summary.raw(window, rc)
+            scalars = torch.cat([scalars, self.summary.standardise(summary_raw)], dim=-1)
         return self.act(self.proj(torch.cat([f, self.scalar_mlp(scalars)], dim=-1)))
 
     def flops_per_pixel(self) -> float:
