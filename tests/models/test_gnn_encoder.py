@@ -133,3 +133,16 @@ def test_bad_arguments():
         GNNEncoder(D, 30, kind="unimp", heads=4)
     with pytest.raises(ValueError, match="kind"):
         GNNEncoder(D, 16, kind="gcn")
+
+
+def test_masked_softmax_equals_the_masked_fill_definition():
+    """Filling by addition and zeroing by product give the numbers of ``masked_fill``."""
+    g = torch.Generator().manual_seed(5)
+    s = torch.randn(50, 16, 4, generator=g) * 30
+    mask = torch.rand(50, 16, generator=g) > 0.3
+    mask[0] = False
+    empty = ~mask[:, :, None]
+    ref = s.masked_fill(empty, torch.finfo(s.dtype).min)
+    ref = torch.exp(ref - ref.amax(dim=1, keepdim=True)).masked_fill(empty, 0.0)
+    ref = ref / (ref.sum(dim=1, keepdim=True) + 1e-16)
+    torch.testing.assert_close(masked_softmax(s, mask), ref, rtol=0, atol=0)

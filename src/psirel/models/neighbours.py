@@ -32,16 +32,19 @@ def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
     .. math:: \alpha_{ik} = \frac{m_{ik}\exp(s_{ik} - \max_{k'} s_{ik'})}
                                  {\sum_{k'} m_{ik'}\exp(s_{ik'} - \max_{k'} s_{ik'}) + 10^{-16}}
 
-    Empty slots are filled with the dtype's most negative finite value, not ``-inf``: a fully
-    masked row then has max = fill, finite differences, and weights exactly 0 — no NaN in the
-    values or the gradients.
+    Empty slots get the dtype's most negative finite value, not ``-inf``: a fully masked row
+    then has max = fill, finite differences, and weights exactly 0 — no NaN in the values or
+    the gradients. The fill is added (``score + fill`` rounds to ``fill`` for any score below
+    ~1e31) and the weights multiplied by the mask, rather than ``masked_fill``: the same
+    numbers, but ONNX Runtime's broadcasting ``Where`` cost 7× a ``Mul`` (12 of them were a
+    quarter of a 3-member UniMP ``gnn.onnx``).
 
     Shapes: ``scores [N, K, *]``, ``mask [N, K]`` → ``[N, K, *]``.
     """
-    empty = ~_expand(mask, scores)
-    s = scores.masked_fill(empty, torch.finfo(scores.dtype).min)
+    m = _expand(mask, scores).to(scores.dtype)
+    s = scores + (1.0 - m) * torch.finfo(scores.dtype).min
     s_max = s.detach().amax(dim=1, keepdim=True)
-    e = torch.exp(s - s_max).masked_fill(empty, 0.0)
+    e = torch.exp(s - s_max) * m
     return e / (e.sum(dim=1, keepdim=True) + SOFTMAX_EPS)
 
 
