@@ -34,7 +34,7 @@ from psirel.infer.prepared import PreparedCloud, Silent, Timer, prepare
 from psirel.infer.quicklook_step import write_prediction_report
 from psirel.infer.run_spec import BLOCK_POINTS, EMBED_BATCH, PredictionSummary, RunSpec
 from psirel.infer.shared_stage import embed_windows
-from psirel.infer.workdir import WorkDir
+from psirel.infer.workdir import WorkDir, release
 from psirel.io.atomic import check_writable
 from psirel.io.points import write_predictions
 from psirel.io.schema import PointSchema
@@ -110,7 +110,7 @@ def predict(model_dir: Path | str, points: Path | str, dem: Path | str, lulc: Pa
     be = make_backend(card, backend, device, threads, precision) if isinstance(backend, str) \
         else backend
     scene = prepare(card, points, dem, lulc, amplitude, crs=crs, warn=warn, timer=timer,
-                    lulc_legend=lulc_legend, schema=schema)
+                    lulc_legend=lulc_legend, schema=schema, threads=threads)
     wd, own_wd = None, work_dir is None
     summary: dict = {"strategy": strategy, "backend": getattr(be, "name", type(be).__name__),
                      "device": device, "precision": getattr(be, "precision", "fp32")}
@@ -213,6 +213,7 @@ def run_stage1(scene: PreparedCloud, be: Backend, wd: WorkDir, chunk: int, progr
     def finished(j: int, unknown: int, emb: np.memmap = emb) -> None:
         t0 = time.perf_counter()
         emb.flush()
+        release(emb)
         wd.mark("stage1", todo[j], unknown_lulc=unknown)
         timer.add("manifest", t0)
         progress.advance(len(chunks[todo[j]]))
@@ -255,16 +256,28 @@ def gather_rows(arr: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def gnn_block(scene: PreparedCloud, be: Backend, table: tuple[np.ndarray, np.ndarray],
-              emb: np.ndarray, seeds: np.ndarray, timer: Timer) -> tuple[np.ndarray, int]:
-    """P(reliable) ``[B]`` of ``seeds`` (scene rows) from their full receptive neighbourhood
-    in ``table`` (``idx``, ``mask``, ``[N, k]``) and the embeddings ``emb`` ``[N, D]``; also
-    the number of nodes that neighbourhood holds."""
+def neighbourhood_inputs(scene: PreparedCloud, table: tuple[np.ndarray, np.ndarray],
+                         emb: np.ndarray, seeds: np.ndarray, timer: Timer) -> tuple:
+    """The GNN's inputs for ``seeds`` (scene rows): their full receptive neighbourhood in
+    ``table`` (``idx``, ``mask``, ``[N, k]``), its edge features and its embeddings from
+    ``emb [N, D]``: ``(subgraph, edge_attr, embeddings)``."""
     t0 = time.perf_counter()
     sub = full_neighbourhood(table, seeds, scene.hops)
     ea = scene.edge_attr(sub.nodes, sub.idx, sub.mask)
     e = gather_rows(emb, sub.nodes)
-    t0 = timer.add("graph", t0)
+    timer.add("graph", t0)
+    return sub, ea, e
+
+
+def gnn_block(scene: PreparedCloud, be: Backend, table: tuple[np.ndarray, np.ndarray],
+              emb: np.ndarray, seeds: np.ndarray, timer: Timer,
+              inputs: tuple | None = None) -> tuple[np.ndarray, int]:
+    """P(reliable) ``[B]`` of ``seeds`` (scene rows) from their full receptive neighbourhood
+    (``inputs``: :func:`neighbourhood_inputs` of these seeds if made beforehand); also the
+    number of nodes that neighbourhood holds."""
+    sub, ea, e = inputs if inputs is not None else neighbourhood_inputs(scene, table, emb,
+                                                                         seeds, timer)
+    t0 = time.perf_counter()
     rel = be.reliability(e, sub.idx, sub.mask, ea)[:len(seeds)]
     timer.add("gnn", t0)
     return rel, sub.n_nodes
@@ -284,15 +297,27 @@ def run_stage2(scene: PreparedCloud, be: Backend, wd: WorkDir, block: int, progr
         progress.stage("gnn", n)
         if len(todo) < len(blocks):  # resumed
             progress.advance(n - sum(len(blocks[i]) for i in todo))
-        for bid in todo:
-            seeds = blocks[bid]
-            rel[seeds], n_nodes = gnn_block(scene, be, table, emb, seeds, timer)
-            t0 = time.perf_counter()
-            rel.flush()
-            wd.mark("stage2", bid)
-            timer.add("manifest", t0)
-            nodes_seen += n_nodes
-            progress.advance(len(seeds))
+        # the next block's neighbourhood is built in a background thread while the GNN runs
+        # (ONNX Runtime releases the GIL): "graph" seconds then overlap "gnn" seconds
+        with ThreadPoolExecutor(1, thread_name_prefix="psirel-graph") as pool:
+            def submit(i: int):
+                return pool.submit(neighbourhood_inputs, scene, table, emb, blocks[todo[i]],
+                                   timer)
+
+            pending = submit(0)
+            for i, bid in enumerate(todo):
+                seeds = blocks[bid]
+                inputs = pending.result()
+                if i + 1 < len(todo):
+                    pending = submit(i + 1)
+                rel[seeds], n_nodes = gnn_block(scene, be, table, emb, seeds, timer, inputs)
+                t0 = time.perf_counter()
+                release(emb)  # only this block's rows were needed
+                rel.flush()
+                wd.mark("stage2", bid)
+                timer.add("manifest", t0)
+                nodes_seen += n_nodes
+                progress.advance(len(seeds))
         del emb
     result = np.array(rel, dtype=np.float32)
     del rel

@@ -10,6 +10,8 @@ all build it there. Patches and edge features are computed later, per chunk or b
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,14 +38,18 @@ class Timer:
 
     seconds: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, name: str, t0: float) -> float:
+        """Add the seconds since ``t0`` to ``name`` (from any thread); returns now."""
         now = time.perf_counter()
-        self.seconds[name] = self.seconds.get(name, 0.0) + now - t0
+        with self._lock:
+            self.seconds[name] = self.seconds.get(name, 0.0) + now - t0
         return now
 
     def count(self, name: str, n: int = 1) -> None:
-        self.counts[name] = self.counts.get(name, 0) + int(n)
+        with self._lock:
+            self.counts[name] = self.counts.get(name, 0) + int(n)
 
 
 @dataclass(eq=False)
@@ -77,15 +83,18 @@ class PreparedCloud:
     @classmethod
     def from_cloud(cls, card: ModelCard, stack: RasterStack, cloud: PointCloud,
                    features: tuple[np.ndarray, list[str]] | None = None,
-                   warn: Callable[[str], None] | None = None) -> PreparedCloud:
+                   warn: Callable[[str], None] | None = None, workers: int = 1
+                   ) -> PreparedCloud:
         """Check a cloud read on the model's grid against the model and featurise it.
 
         ``features``: its scalar features and their names when already computed
-        (:func:`psirel.features.scalars.scalar_features` of the cloud). Heights are never NaN
+        (:func:`psirel.features.scalars.scalar_features` of the cloud; else computed in
+        ``workers`` threads). Heights are never NaN
         (:func:`~psirel.io.cloud_grid.point_heights`: the fallbacks counted in ``fallbacks``,
         told to ``warn``)."""
         feats, names = features or scalar_features(cloud.velocity_mm_yr, cloud.coherence,
-                                                   cloud.series_mm, cloud.dates)
+                                                   cloud.series_mm, cloud.dates,
+                                                   workers=workers)
         card.check_features(names, len(cloud.dates), stack.pixel_m,
                             lulc_legend=stack.lulc_legend)
         fallbacks: dict[str, int] = {}
@@ -124,17 +133,18 @@ class PreparedCloud:
 def prepare(card: ModelCard, points: Path | str, dem: Path | str, lulc: Path | str,
             amplitude: Path | str, crs=None, warn: Callable[[str], None] | None = None,
             timer: Timer | None = None, lulc_legend: str | None = None,
-            schema: PointSchema | None = None) -> PreparedCloud:
+            schema: PointSchema | None = None, threads: int | None = None) -> PreparedCloud:
     """Read the points (columns and units as ``schema`` says) and the rasters on the model's
-    grid and prepare them (:meth:`PreparedCloud.from_cloud`). ``timer`` gets ``read`` and
-    ``features`` seconds."""
+    grid and prepare them (:meth:`PreparedCloud.from_cloud`, its features in ``threads``
+    threads; None: one per CPU). ``timer`` gets ``read`` and ``features`` seconds."""
     timer = timer or Timer()
     t0 = time.perf_counter()
     cloud, stack = open_cloud(points, dem, lulc, amplitude, card.raster_options(lulc_legend),
                               crs=crs, warn=warn, schema=schema)
     try:
         t0 = timer.add("read", t0)
-        prepared = PreparedCloud.from_cloud(card, stack, cloud, warn=warn)
+        prepared = PreparedCloud.from_cloud(card, stack, cloud, warn=warn,
+                                            workers=threads or os.cpu_count() or 1)
         timer.add("features", t0)
         return prepared
     except Exception:

@@ -13,6 +13,7 @@ refusal of another key unless ``restart``, clean-up of its own files only) are
 
 from __future__ import annotations
 
+import mmap
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,19 @@ EMBEDDINGS = "embeddings.f32.npy"
 RELIABILITY = "reliability.f32.npy"
 OWN_FILES = (MANIFEST, EMBEDDINGS, RELIABILITY)
 STAGES = ("stage1", "stage2")
+
+
+def release(arr: np.memmap) -> None:
+    """Drop a memory map's pages from this process's resident set (``madvise(MADV_DONTNEED)``,
+    Linux); the data stays in the file and the page cache, and the next access faults it back in
+    from there. Call it after ``flush()`` on a map being written.
+
+    Touched pages of a map count in the process's RSS until unmapped: the 1,000,000 × 192
+    embeddings of a 3-member model (768 MB) were a quarter of ``psirel predict``'s peak memory
+    at 1M points, held only because stage 1 had written and stage 2 had read them."""
+    mm = getattr(arr, "_mmap", None)
+    if mm is not None and hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        mm.madvise(mmap.MADV_DONTNEED)
 
 
 class WorkDir(Manifest):
