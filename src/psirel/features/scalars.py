@@ -26,7 +26,7 @@ TEMPORAL_START = SCALAR_FEATURES.index(TEMPORAL_FEATURES[0])
 
 def scalar_features(velocity_mm_yr: np.ndarray, coherence: np.ndarray,
                     series_mm: np.ndarray | None = None, dates: np.ndarray | None = None,
-                    wavelength_mm: float = C_BAND_WAVELENGTH_MM
+                    wavelength_mm: float = C_BAND_WAVELENGTH_MM, workers: int = 1
                     ) -> tuple[np.ndarray, list[str]]:
     """Scalar features of ``N`` points.
 
@@ -36,6 +36,8 @@ def scalar_features(velocity_mm_yr: np.ndarray, coherence: np.ndarray,
         series_mm: ``[N, T]`` displacement series (mm), or None / ``T = 0`` without series.
         dates: ``[T]`` dates of the series (datetime64), or None without series.
         wavelength_mm: radar wavelength (mm), for the unwrapping-jump count.
+        workers: threads for the series and temporal features (the result does not depend
+            on it; see :mod:`psirel.features.row_blocks`).
 
     Returns:
         ``[N, S]`` float32 in :data:`SCALAR_FEATURES` order, and those names. Deterministic; finite
@@ -51,10 +53,10 @@ def scalar_features(velocity_mm_yr: np.ndarray, coherence: np.ndarray,
     series_mm = np.asarray(series_mm)
     if series_mm.ndim != 2 or series_mm.shape[0] != n:
         raise ValueError(f"series must be [{n}, T], got {list(series_mm.shape)}")
-    sf, names = series_features(series_mm, dates, wavelength_mm)
+    sf, names = series_features(series_mm, dates, wavelength_mm, workers)
     fit_v = sf[:, names.index("series_velocity_mm_yr")].astype(np.float64)
     present = sf[:, names.index("series_present")] > 0
     mismatch = np.where(present, v - fit_v, 0.0)
-    tf, _ = temporal_features(series_mm, dates)
+    tf, _ = temporal_features(series_mm, dates, workers)
     feats = np.column_stack([v, c, sf.astype(np.float64), mismatch, tf]).astype(np.float32)
     return feats, list(SCALAR_FEATURES)

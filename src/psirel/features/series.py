@@ -36,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from psirel.features.robust import MAD_TO_STD, nanmad_rows
+from psirel.features.row_blocks import map_row_blocks
 
 SERIES_FEATURES = [
     "series_velocity_mm_yr", "series_seasonal_amp_mm", "series_residual_std_mm",
@@ -205,7 +206,8 @@ def checked_series(series_mm: np.ndarray, dates: np.ndarray | None
 
 
 def series_features(series_mm: np.ndarray, dates: np.ndarray | None,
-                    wavelength_mm: float = C_BAND_WAVELENGTH_MM) -> tuple[np.ndarray, list[str]]:
+                    wavelength_mm: float = C_BAND_WAVELENGTH_MM, workers: int = 1
+                    ) -> tuple[np.ndarray, list[str]]:
     """Robust statistics of displacement series (see the module docstring).
 
     Args:
@@ -213,6 +215,7 @@ def series_features(series_mm: np.ndarray, dates: np.ndarray | None,
             cloud has no series.
         dates: ``[T]`` acquisition dates (datetime64, any order; sorted here).
         wavelength_mm: radar wavelength λ (mm); unwrapping jumps are multiples of λ/2.
+        workers: threads over the row blocks (the result does not depend on it).
 
     Returns:
         ``[N, F]`` float32 features and their ``F`` names (:data:`SERIES_FEATURES`). Finite input
@@ -223,11 +226,13 @@ def series_features(series_mm: np.ndarray, dates: np.ndarray | None,
     if t == 0:
         return np.zeros((n, len(SERIES_FEATURES)), np.float32), list(SERIES_FEATURES)
     a, seasonal = design_matrix(dates[order])
-    out = np.empty((n, len(SERIES_FEATURES)), np.float32)
     half_wave = float(wavelength_mm) / 2.0
-    for s in range(0, n, _ROWS_PER_BLOCK):
-        block = d[s:s + _ROWS_PER_BLOCK][:, order].astype(np.float64)
+
+    def rows(s: int, e: int) -> np.ndarray:
+        block = d[s:e][:, order].astype(np.float64)
         block[~np.isfinite(block)] = np.nan
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[s:s + len(block)] = _block_features(block, a, seasonal, half_wave)
-    return out, list(SERIES_FEATURES)
+            return _block_features(block, a, seasonal, half_wave)
+
+    out = np.empty((n, len(SERIES_FEATURES)), np.float32)
+    return map_row_blocks(rows, n, _ROWS_PER_BLOCK, out, workers), list(SERIES_FEATURES)

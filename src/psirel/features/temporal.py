@@ -47,6 +47,7 @@ from math import erf, exp, pi, sqrt
 import numpy as np
 
 from psirel.features.robust import MAD_TO_STD, nanmedian_mad_rows
+from psirel.features.row_blocks import map_row_blocks
 from psirel.features.series import (
     DAYS_PER_YEAR,
     checked_series,
@@ -237,7 +238,7 @@ def _block_features(d: np.ndarray, a: np.ndarray, seasonal: bool, days: np.ndarr
     return f
 
 
-def temporal_features(series_mm: np.ndarray, dates: np.ndarray | None
+def temporal_features(series_mm: np.ndarray, dates: np.ndarray | None, workers: int = 1
                       ) -> tuple[np.ndarray, list[str]]:
     """Sampling-independent description of each residual series (see the module docstring).
 
@@ -245,6 +246,7 @@ def temporal_features(series_mm: np.ndarray, dates: np.ndarray | None
         series_mm: ``[N, T]`` displacements in mm (NaN for a missing date); ``T = 0`` when the
             cloud has no series.
         dates: ``[T]`` acquisition dates (datetime64, any order; sorted here).
+        workers: threads over the row blocks (the result does not depend on it).
 
     Returns:
         ``[N, F_t]`` float32 in :data:`TEMPORAL_FEATURES` order and those names. Finite input
@@ -260,11 +262,12 @@ def temporal_features(series_mm: np.ndarray, dates: np.ndarray | None
     m = pair_bins(days)
     full_counts = m.reshape(t, -1, t).sum(axis=(0, 2)).astype(np.float64)
     null = detrending_null(a, m, full_counts)
-    out = np.empty((n, len(TEMPORAL_FEATURES)), np.float32)
-    for s in range(0, n, _ROWS_PER_BLOCK):
-        block = d[s:s + _ROWS_PER_BLOCK][:, order].astype(np.float64)
+
+    def rows(s: int, e: int) -> np.ndarray:
+        block = d[s:e][:, order].astype(np.float64)
         block[~np.isfinite(block)] = np.nan
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[s:s + len(block)] = _block_features(block, a, seasonal, days, m, full_counts,
-                                                        null)
-    return out, list(TEMPORAL_FEATURES)
+            return _block_features(block, a, seasonal, days, m, full_counts, null)
+
+    out = np.empty((n, len(TEMPORAL_FEATURES)), np.float32)
+    return map_row_blocks(rows, n, _ROWS_PER_BLOCK, out, workers), list(TEMPORAL_FEATURES)

@@ -9,6 +9,7 @@ gather instead of a raster read, and RAM stays bounded whatever the cloud's size
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,10 +122,11 @@ def load_inputs(points: Path | str, dem: Path | str, lulc: Path | str, amplitude
 
 def cloud_inputs(cloud: PointCloud, stack: RasterStack, k: int, r_max_m: float) -> CloudInputs:
     """A cloud read on its rasters' grid with what every consumer derives from it: heights
-    (own, else the DEM's), scalar features and the kNN graph (``k``, ``r_max_m`` metres)."""
+    (own, else the DEM's), scalar features (one thread per CPU) and the kNN graph (``k``,
+    ``r_max_m`` metres)."""
     height = point_heights(cloud, stack)
     feats, names = scalar_features(cloud.velocity_mm_yr, cloud.coherence, cloud.series_mm,
-                                   cloud.dates)
+                                   cloud.dates, workers=os.cpu_count() or 1)
     table = knn_table(cloud.x, cloud.y, k=k, r_max_m=r_max_m)
     return CloudInputs(cloud, stack, height, feats, names, table)
 
