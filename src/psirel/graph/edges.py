@@ -115,6 +115,9 @@ def series_rms_differences(series_mm: np.ndarray | None, rows: np.ndarray | slic
     return rms, detrended
 
 
+_DOT_ROWS = 256  # rows of edges per gather-and-dot: 9× faster than one [r, k, T] gather
+
+
 def _complete_rms_differences(s: np.ndarray, i: np.ndarray, j: np.ndarray
                               ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`series_rms_differences` for complete series ``s [u, T]`` and edges ``j [r, k]``
@@ -134,7 +137,10 @@ def _complete_rms_differences(s: np.ndarray, i: np.ndarray, j: np.ndarray
     slope = (s64 @ t) / stt if stt > 0 else np.zeros(len(s))
     resid = s64 - mean[:, None] - slope[:, None] * t
     q = np.einsum("ut,ut->u", resid, resid) / t_len
-    dot = np.matmul(resid[j], resid[i][:, :, None])[..., 0]                      # [r, k]
+    dot = np.empty(j.shape)                                                      # [r, k]
+    for c in range(0, len(i), _DOT_ROWS):   # the [rows, k, T] gather stays in cache
+        rows = slice(c, c + _DOT_ROWS)
+        dot[rows] = np.matmul(resid[j[rows]], resid[i[rows]][:, :, None])[..., 0]
     det_var = q[i][:, None] + q[j] - 2.0 * dot / t_len
     det_var = np.maximum(det_var, 0.0)
     var = det_var + (slope[j] - slope[i][:, None]) ** 2 * stt / t_len
