@@ -257,7 +257,7 @@ def test_tiny_run_writes_every_key(tiny_patch_model, tiny_model, tmp_path):
                       scaling_repeats=1, heldout_points=1500, dense_points=1500,
                       matmul_n=128, matmul_repeats=1, train_points=1500, epochs=1,
                       max_steps=2, batch_size=128, memory_points=(1500,), e2e_points=1500,
-                      random_order_points=1500)
+                      random_order_points=1500, random_order_naive_batches=1)
     run_bench(tmp_path, cfg, model=tiny_patch_model, shared_model=tiny_model)
     data = json.loads((tmp_path / "latest.json").read_text())
     assert missing_keys(data) == []
@@ -267,7 +267,11 @@ def test_tiny_run_writes_every_key(tiny_patch_model, tiny_model, tmp_path):
     assert data["scaling"][0]["points"] == 1500 and data["scaling"][0]["peak_rss_mb"] > 0
     assert data["pipeline"]["points"] == 1500
     assert data["pipeline"]["random_order"]["points"] == 1500
-    assert data["pipeline"]["random_order"]["naive_points_per_s"] > 0
+    rnd = data["pipeline"]["random_order"]
+    assert rnd["naive_points_per_s"] > 0 and rnd["two_stage_points_per_s"] > 0
+    assert rnd["naive_batches_timed"] == 1 and rnd["naive_points_timed"] == 512
+    assert rnd["speedup"] == pytest.approx(rnd["two_stage_points_per_s"]
+                                           / rnd["naive_points_per_s"], rel=1e-3)
     e = data["end_to_end"]
     assert e["points"] == 1500 and set(e["runs"]) == {"model", "gradient_boosting", "patch"}
     for name in ("model", "gradient_boosting", "patch"):

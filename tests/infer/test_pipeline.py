@@ -81,6 +81,24 @@ def test_naive_equals_two_stage(trained, two_stage, tmp_path):
     assert not (tmp_path / ".psirel-work-naive.gpkg").exists()
 
 
+def test_naive_first_batches_equal_the_whole_runs_rows(trained, two_stage):
+    """``max_batches`` (the benchmark's sample of the naive reference on a file in random
+    order): the batches it runs give the whole run's numbers, the rows it does not reach NaN."""
+    from psirel.infer.naive import predict_naive
+    from psirel.infer.prepared import prepare
+
+    _, got, _ = two_stage
+    card = load_card(trained.model)
+    scene = prepare(card, *trained.inputs, threads=2)
+    try:
+        rel, facts = predict_naive(scene, make_backend(card), batch_points=300, max_batches=2)
+    finally:
+        scene.stack.close()
+    assert facts["points_done"] == 600 and facts["nodes_per_seed"] > 1
+    assert np.abs(rel[:600, 0] - got["reliability"][:600]).max() <= TOL
+    assert np.isnan(rel[600:]).all()
+
+
 def test_output_keeps_input_attributes(trained, two_stage):
     summary, got, _ = two_stage
     src = read_points(trained.inputs[0])

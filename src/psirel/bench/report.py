@@ -212,10 +212,13 @@ def to_markdown(result: dict) -> str:
               f"| speed-up | {_f(p.get('speedup'), 2, '×')} | |"]
     rnd = p.get("random_order")
     if rnd:
-        lines += [f"| naive, file in random order | {_f(rnd.get('naive_points_per_s'))} | "
-                  f"{_f(rnd.get('naive_seconds'), 2)} |",
-                  f"| two-stage, file in random order | {_f(rnd.get('two_stage_points_per_s'))}"
-                  f" | {_f(rnd.get('two_stage_seconds'), 2)} |",
+        timed = (f", its first {_f(rnd.get('naive_points_timed'))} points"
+                 if rnd.get("naive_points_timed") else "")
+        lines += [f"| naive, file of {_f(rnd.get('points'))} points in random order{timed} | "
+                  f"{_f(rnd.get('naive_points_per_s'))} | {_f(rnd.get('naive_seconds'), 2)} |",
+                  f"| two-stage, the whole file in random order | "
+                  f"{_f(rnd.get('two_stage_points_per_s'))} | "
+                  f"{_f(rnd.get('two_stage_seconds'), 2)} |",
                   f"| speed-up, random order | {_f(rnd.get('speedup'), 2, '×')} | |"]
 
     e = result.get("end_to_end", {})

@@ -31,7 +31,12 @@ from psirel.bench.encoder import (
 from psirel.bench.end_to_end import end_to_end, shared_map_roofline
 from psirel.bench.machine import load_average, machine_info
 from psirel.bench.memory import train_evaluate_memory
-from psirel.bench.pipeline import compare_strategies, scaling, scaling_entry
+from psirel.bench.pipeline import (
+    compare_random_order,
+    compare_strategies,
+    scaling,
+    scaling_entry,
+)
 from psirel.bench.quality import default_precision, quality, shared_map_comparison
 from psirel.bench.report import write_report
 from psirel.bench.roofline import roofline
@@ -59,7 +64,8 @@ class BenchConfig:
     calibration_points: int = 256        # INT8 calibration patches (timing scene, not held out)
     pipeline_points: int = 50_000
     pipeline_repeats: int = 2            # rounds of naive + two-stage after a warm-up round
-    random_order_points: int = 5_000     # naive vs two-stage on a file in random order
+    random_order_points: int = 100_000   # naive vs two-stage on a file in random order ...
+    random_order_naive_batches: int = 4  # ... the naive reference timed on its first batches
     scaling_points: tuple[int, ...] = (10_000, 100_000, 1_000_000)
     e2e_points: int = 1_000_000          # end to end: model, gradient boosting, patch model
     scaling_repeats: int = 2             # fresh-process runs per size ...
@@ -87,7 +93,7 @@ class BenchConfig:
     @classmethod
     def quick(cls) -> BenchConfig:
         return cls(mode="quick", repeats=3, pipeline_points=10_000, pipeline_repeats=1,
-                   random_order_points=2_000,
+                   random_order_points=10_000, random_order_naive_batches=2,
                    scaling_points=(10_000, 100_000), e2e_points=100_000, scaling_repeats=1,
                    train_points=3_000, epochs=1, max_steps=4, batch_size=128,
                    heldout_points=5_000, dense_points=10_000, matmul_n=1024, matmul_repeats=3,
@@ -166,11 +172,11 @@ def run_bench(out: Path | str, config: BenchConfig | None = None, *, model: Path
     result["pipeline"] = compare_strategies(model, timing, work, threads=cfg.threads,
                                             repeats=cfg.pipeline_repeats)
     # the naive reference on a file in random order re-encodes every point's receptive field
-    # (hundreds of nodes a point): a smaller scene of the same world, one timed round
+    # (tens of nodes a point): its first batches on the file, two-stage on the whole file
     log("pipeline: a points file in random order")
-    result["pipeline"]["random_order"] = compare_strategies(
+    result["pipeline"]["random_order"] = compare_random_order(
         model, assets.shuffled(assets.scene(cache, cfg.random_order_points, cfg.timing_seed)),
-        work, threads=cfg.threads, repeats=1)
+        work, threads=cfg.threads, naive_batches=cfg.random_order_naive_batches)
 
     # ------------------------------------------------------------ end to end, scaling
     scene_of = {cfg.pipeline_points: timing}

@@ -30,7 +30,8 @@ ORDERS = ("input", "spatial")
 
 
 def predict_naive(scene: PreparedCloud, be, batch_points: int = BATCH_POINTS,
-                  embed_batch: int = 256, progress=None, timer=None, warn=None, order: str = "input"
+                  embed_batch: int = 256, progress=None, timer=None, warn=None,
+                  order: str = "input", max_batches: int | None = None
                   ) -> tuple[np.ndarray, dict]:
     """P(reliable) ``[N]`` of a :class:`~psirel.infer.prepared.PreparedCloud`, and facts for
     the summary.
@@ -42,6 +43,9 @@ def predict_naive(scene: PreparedCloud, be, batch_points: int = BATCH_POINTS,
         embed_batch: patches per encoder call (and the size of the reused patch buffer).
         order: ``"input"`` (batches of consecutive input rows) or ``"spatial"`` (runs of the
             Hilbert order).
+        max_batches: stop after this many batches (a benchmark timing the first batches of a
+            file in random order, where every batch costs the same); the rows not reached are
+            NaN, and the facts say how many were (``points_done``).
     """
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, not {order!r}")
@@ -55,10 +59,11 @@ def predict_naive(scene: PreparedCloud, be, batch_points: int = BATCH_POINTS,
 
     progress.stage("naive", n)
     buf = scene.patch_buffer(embed_batch)
-    rel = np.empty((n, 2), np.float32)  # reliability, reliability_std
-    n_unknown, nodes_seen = 0, 0
+    rel = np.full((n, 2), np.nan, np.float32)  # reliability, reliability_std
+    n_unknown, nodes_seen, done = 0, 0, 0
     rows = scene.order if order == "spatial" else np.arange(n)
-    for s in range(0, n, batch_points):
+    starts = range(0, n, batch_points)
+    for s in starts if max_batches is None else starts[:max_batches]:
         seeds = np.sort(rows[s:s + batch_points])
         t0 = time.perf_counter()
         sub = full_neighbourhood((idx, mask), seeds, scene.hops)
@@ -84,9 +89,10 @@ def predict_naive(scene: PreparedCloud, be, batch_points: int = BATCH_POINTS,
         rel[seeds] = be.reliability(emb, sub.idx, sub.mask, ea)[:len(seeds)]
         timer.add("gnn", t0)
         nodes_seen += len(nodes)
+        done += len(seeds)
         progress.advance(len(seeds))
-    scene.card.check_unknown_lulc(n_unknown, n, warn=warn,
-                       codes=scene.stack.unknown_lulc_codes)
+    scene.card.check_unknown_lulc(n_unknown, done, warn=warn,
+                                  codes=scene.stack.unknown_lulc_codes)
     return rel, {"unknown_lulc_points": n_unknown,
-                 "nodes_per_seed": round(nodes_seen / max(n, 1), 3),
-                 "batch_points": batch_points, "batch_order": order}
+                 "nodes_per_seed": round(nodes_seen / max(done, 1), 3),
+                 "batch_points": batch_points, "batch_order": order, "points_done": done}
