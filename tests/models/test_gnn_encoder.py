@@ -146,3 +146,15 @@ def test_masked_softmax_equals_the_masked_fill_definition():
     ref = torch.exp(ref - ref.amax(dim=1, keepdim=True)).masked_fill(empty, 0.0)
     ref = ref / (ref.sum(dim=1, keepdim=True) + 1e-16)
     torch.testing.assert_close(masked_softmax(s, mask), ref, rtol=0, atol=0)
+
+
+def test_sort_slots_sorts_like_torch_for_every_slot_count():
+    from psirel.models.neighbours import sort_slots, sorting_network
+
+    g = torch.Generator().manual_seed(6)
+    for k in range(1, 21):
+        x = torch.randn(300, k, 3, generator=g)
+        x[::7, :k // 2] = x[::7, -1:]            # ties
+        assert torch.equal(sort_slots(x), x.sort(dim=1).values), k
+    assert len(sorting_network(16)) == 63 and sorting_network(1) == []
+    assert all(a < b < 12 for a, b in sorting_network(12))

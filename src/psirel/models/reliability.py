@@ -64,8 +64,7 @@ class EdgeSummary(nn.Module):
         a = edge_attr.abs()
         deg = m.sum(dim=1)                                               # [N, 1]
         mean = (a * m).sum(dim=1) / deg.clamp(min=1.0)
-        big = torch.full_like(a, 1e4)
-        mn = torch.where(mask.unsqueeze(-1), a, big).min(dim=1).values
+        mn = (a * m + (1.0 - m) * 1e4).min(dim=1).values        # empty slots: 1e4
         mn = torch.where(deg > 0, mn, torch.zeros_like(mn))
         parts = [mean, mn, deg / max(mask.shape[1], 1)]
         if self.signed:
