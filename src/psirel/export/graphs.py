@@ -122,10 +122,14 @@ def export_graph(module: nn.Module, args: tuple, names: list[str], output: str |
                           do_constant_folding=True)
 
 
-def trace_table(k: int, edge_dim: int, n: int = 7, seed: int = 0):
-    """A tiny random neighbour table to trace stage 2 with (other N and K than the check's)."""
+def trace_table(k: int, edge_dim: int, seed: int = 0):
+    """A small random neighbour table to trace stage 2 with: ``k + 5`` nodes (another N than
+    the check's) of ``k`` slots each. The slot axis is the model's k, fixed in ``gnn.onnx``
+    (the robust edge statistics sort the slots with a network of k inputs,
+    :func:`psirel.models.neighbours.sort_slots`); every inference path builds its tables with
+    the card's k."""
     g = torch.Generator().manual_seed(seed)
-    kk = max(min(k, n - 1) - 1, 1)
-    idx = torch.randint(0, n, (n, kk), generator=g)
-    mask = torch.rand(n, kk, generator=g) > 0.3
-    return idx, mask, torch.randn(n, kk, edge_dim, generator=g)
+    n = k + 5
+    idx = torch.randint(0, n, (n, k), generator=g)
+    mask = torch.rand(n, k, generator=g) > 0.3
+    return idx, mask, torch.randn(n, k, edge_dim, generator=g)

@@ -170,16 +170,16 @@ def export_model(model_dir: Path | str, *, sample: ExportSample | None = None,
         if pw_only is not None:
             export_graph(only_module(pw_only), pw_args, pw_names, "reliability",
                          {**batch, "reliability": out_axis}, tmp / PW_ONLY_ONNX)
-        emb_trace = torch.randn(7, model.embedding_dim)
         outs = {o: {0: "n"} for o in GRAPH_OUTPUTS}
         if model.gnn is None:
-            export_graph(GraphNone(model), (emb_trace,), ["emb"], GRAPH_OUTPUTS,
-                         {"emb": {0: "n"}, **outs}, tmp / GNN_ONNX)
+            export_graph(GraphNone(model), (torch.randn(7, model.embedding_dim),), ["emb"],
+                         GRAPH_OUTPUTS, {"emb": {0: "n"}, **outs}, tmp / GNN_ONNX)
         else:
-            nk = {0: "n", 1: "k"}
-            table = trace_table(len(sample.idx[0]), cfg.graph.edge_dim)
+            n = {0: "n"}                     # the slot axis is the card's k (trace_table)
+            table = trace_table(card.features.k, cfg.graph.edge_dim)
+            emb_trace = torch.randn(len(table[0]), model.embedding_dim)
             export_graph(Graph(model), (emb_trace, *table), list(GRAPH_INPUTS), GRAPH_OUTPUTS,
-                         {"emb": {0: "n"}, "idx": nk, "mask": nk, "edge_attr": nk, **outs},
+                         {"emb": n, "idx": n, "mask": n, "edge_attr": n, **outs},
                          tmp / GNN_ONNX)
         parity = _parity(model, pw_only, sample, tmp)
         worst = max(parity["parity_max_abs_prob"].items(), key=lambda kv: kv[1])

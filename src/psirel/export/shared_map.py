@@ -60,10 +60,12 @@ def window_sample(data, seeds: np.ndarray, hops: int) -> WindowSample:
                                f"{win.height}×{win.width} px)")
 
 
-def random_window_sample(n_lulc: int, n_scalars: int, k: int, edge_dim: int, n: int = 24,
-                         seed: int = 0) -> WindowSample:
+def random_window_sample(n_lulc: int, n_scalars: int, k: int, edge_dim: int,
+                         n: int | None = None, seed: int = 0) -> WindowSample:
     """Random but well-formed inputs (standardised channels, vocabulary indices, a random
-    neighbour table) for a model directory without training data at hand."""
+    neighbour table of ``k`` slots) for a model directory without training data at hand;
+    ``n`` points (default: 24, or ``k + 8`` if more)."""
+    n = n or max(24, k + 8)
     rng = np.random.default_rng(seed)
     h, w = 192, 224
     window = rng.standard_normal((1, 4, h, w)).astype(np.float32)
