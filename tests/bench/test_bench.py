@@ -7,6 +7,7 @@ missing figures being ``null`` with a reason.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -315,3 +316,22 @@ def test_tiny_run_writes_every_key(tiny_patch_model, tiny_model, tmp_path):
     assert data["targets"]["memory_bounded"]["met"] is None  # no 100k / 1M runs here
     assert (tmp_path / "latest.md").read_text().startswith("# psirel benchmark (test)")
     assert not (tmp_path / "cache" / "work").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM of /proc/self/status")
+def test_a_child_reports_its_own_peak_not_its_parents():
+    """Linux carries ``ru_maxrss`` over from the forked parent; the peak the benchmark's
+    children report is their own."""
+    import subprocess
+
+    import numpy as np
+
+    from psirel.infer.pipeline import peak_rss_mb
+
+    held = np.ones(400 * 2 ** 20 // 8)              # this process holds 400 MB
+    code = ("import resource; from psirel.infer.pipeline import peak_rss_mb; "
+            "print(peak_rss_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    own, inherited = map(float, subprocess.run([sys.executable, "-c", code], check=True,
+                                               capture_output=True, text=True).stdout.split())
+    assert inherited > 400 > 300 > own > 10       # ru_maxrss is the parent's, VmHWM the child's
+    assert peak_rss_mb() >= 400 and held.sum() > 0

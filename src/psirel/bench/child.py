@@ -6,10 +6,11 @@
                                    "baseline": null, "report": false}'
 
 Prints the driver's summary as one JSON line on stdout; its ``peak_rss_mb`` is this process's
-own ``ru_maxrss``, so it holds one run's memory and nothing else. ``baseline`` names one of the
-model directory's baselines (``psirel predict --baseline``) instead of the model; ``report``
-writes the quick-look as ``psirel predict`` does by default. Imports no torch, as the inference
-install.
+own peak (:func:`psirel.infer.pipeline.peak_rss_mb`: ``VmHWM``, not ``ru_maxrss``, which Linux
+carries over from the parent), so it holds one run's memory and nothing else. ``baseline``
+names one of the model directory's baselines (``psirel predict --baseline``) instead of the
+model; ``report`` writes the quick-look as ``psirel predict`` does by default. Imports no torch,
+as the inference install.
 """
 
 from __future__ import annotations

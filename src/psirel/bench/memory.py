@@ -3,7 +3,8 @@ fresh process (so that one's peak is not the other's), as a user runs them.
 
 Training is cut to ``max_steps`` steps and one member: the memory of a run is set by its data
 (the cloud, its kNN graph, the scene raster, the baselines' features), not by how long it
-trains. The child reports its own ``ru_maxrss``.
+trains. The child reports its own peak (``VmHWM``, see
+:func:`psirel.infer.pipeline.peak_rss_mb`).
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from psirel.bench.timing import log
 from psirel.errors import PsirelError
 from psirel.scene.files import scene_args
 
-CHILD = ("import json, resource, sys; from psirel.cli import main; "
+CHILD = ("import json, sys; from psirel.cli import main; "
+         "from psirel.infer.pipeline import peak_rss_mb; "
          "code = main(json.loads(sys.argv[1])); "
-         "print(json.dumps({'code': code, 'peak_rss_mb': "
-         "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))")
+         "print(json.dumps({'code': code, 'peak_rss_mb': peak_rss_mb()}))")
 
 
 def cli_in_child(argv: list[str], threads: int) -> dict:

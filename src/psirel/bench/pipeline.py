@@ -4,7 +4,7 @@
   reference and the two-stage pipeline taking turns (one warm-up run each first).
 * :func:`scaling`: the two-stage pipeline at several cloud sizes, every run in a fresh Python
   process (:mod:`psirel.bench.child`) so that one size's memory does not show in another's peak
-  RSS; the child reports its own ``ru_maxrss`` (what the pipeline summary calls ``peak_rss_mb``).
+  RSS; the child reports its own peak (the pipeline summary's ``peak_rss_mb``, ``VmHWM``).
 
 Stage seconds come from the pipeline's own summary (``summary["seconds"]``); :data:`STAGES` maps
 its names onto the benchmark's. ``patches`` is the busy time of the background thread that

@@ -42,7 +42,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "training": ("peak_rss_mb_1m",),
 }
 E2E_POINTS_PER_S = 10_000.0   # the default model end to end at 1M points on 2 cores
-RSS_LIMIT_MB = 3000.0  # "< 3 GB" (decimal GB; ru_maxrss is read in MiB, so this is strict)
+RSS_LIMIT_MB = 3000.0  # "< 3 GB" (decimal GB; the peak is read in MiB, so this is strict)
 
 
 def missing_keys(result: dict) -> list[str]:
