@@ -14,7 +14,7 @@ def test_blocks_cover_every_row_once_in_any_number_of_threads():
         seen.append((s, e))
         return np.arange(s, e, dtype=np.float64)[:, None] * [1.0, -1.0]
 
-    for w in (1, 2, 4):
+    for w in (1, 2, 4, None):         # None: one per CPU
         seen.clear()
         out = map_row_blocks(fn, 1003, 100, np.full((1003, 2), np.nan), w)
         assert np.array_equal(out[:, 0], np.arange(1003)) and np.array_equal(out[:, 1],

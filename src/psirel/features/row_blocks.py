@@ -10,6 +10,7 @@ any thread, so the result does not depend on ``workers``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -18,10 +19,11 @@ import numpy as np
 
 
 def map_row_blocks(fn: Callable[[int, int], np.ndarray], n: int, rows_per_block: int,
-                   out: np.ndarray, workers: int = 1) -> np.ndarray:
+                   out: np.ndarray, workers: int | None = 1) -> np.ndarray:
     """``out[s:e] = fn(s, e)`` for consecutive blocks of ``rows_per_block`` rows of ``n``, in
-    ``workers`` threads (1: in this thread, in order); returns ``out``. ``fn`` must set its own
-    ``np.errstate`` (it is per thread)."""
+    ``workers`` threads (1: in this thread, in order; None: one per CPU); returns ``out``.
+    ``fn`` must set its own ``np.errstate`` (it is per thread)."""
+    workers = workers if workers is not None else os.cpu_count() or 1
     starts = range(0, n, rows_per_block)
 
     def one(s: int) -> None:

@@ -26,7 +26,7 @@ TEMPORAL_START = SCALAR_FEATURES.index(TEMPORAL_FEATURES[0])
 
 def scalar_features(velocity_mm_yr: np.ndarray, coherence: np.ndarray,
                     series_mm: np.ndarray | None = None, dates: np.ndarray | None = None,
-                    wavelength_mm: float = C_BAND_WAVELENGTH_MM, workers: int = 1
+                    wavelength_mm: float = C_BAND_WAVELENGTH_MM, workers: int | None = 1
                     ) -> tuple[np.ndarray, list[str]]:
     """Scalar features of ``N`` points.
 
@@ -36,8 +36,8 @@ def scalar_features(velocity_mm_yr: np.ndarray, coherence: np.ndarray,
         series_mm: ``[N, T]`` displacement series (mm), or None / ``T = 0`` without series.
         dates: ``[T]`` dates of the series (datetime64), or None without series.
         wavelength_mm: radar wavelength (mm), for the unwrapping-jump count.
-        workers: threads for the series and temporal features (the result does not depend
-            on it; see :mod:`psirel.features.row_blocks`).
+        workers: threads for the series and temporal features, None: one per CPU (the result
+            does not depend on it; see :mod:`psirel.features.row_blocks`).
 
     Returns:
         ``[N, S]`` float32 in :data:`SCALAR_FEATURES` order, and those names. Deterministic; finite

@@ -206,7 +206,7 @@ def checked_series(series_mm: np.ndarray, dates: np.ndarray | None
 
 
 def series_features(series_mm: np.ndarray, dates: np.ndarray | None,
-                    wavelength_mm: float = C_BAND_WAVELENGTH_MM, workers: int = 1
+                    wavelength_mm: float = C_BAND_WAVELENGTH_MM, workers: int | None = 1
                     ) -> tuple[np.ndarray, list[str]]:
     """Robust statistics of displacement series (see the module docstring).
 

@@ -238,7 +238,7 @@ def _block_features(d: np.ndarray, a: np.ndarray, seasonal: bool, days: np.ndarr
     return f
 
 
-def temporal_features(series_mm: np.ndarray, dates: np.ndarray | None, workers: int = 1
+def temporal_features(series_mm: np.ndarray, dates: np.ndarray | None, workers: int | None = 1
                       ) -> tuple[np.ndarray, list[str]]:
     """Sampling-independent description of each residual series (see the module docstring).
 

@@ -10,7 +10,6 @@ all build it there. Patches and edge features are computed later, per chunk or b
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -83,7 +82,7 @@ class PreparedCloud:
     @classmethod
     def from_cloud(cls, card: ModelCard, stack: RasterStack, cloud: PointCloud,
                    features: tuple[np.ndarray, list[str]] | None = None,
-                   warn: Callable[[str], None] | None = None, workers: int = 1
+                   warn: Callable[[str], None] | None = None, workers: int | None = 1
                    ) -> PreparedCloud:
         """Check a cloud read on the model's grid against the model and featurise it.
 
@@ -144,7 +143,7 @@ def prepare(card: ModelCard, points: Path | str, dem: Path | str, lulc: Path | s
     try:
         t0 = timer.add("read", t0)
         prepared = PreparedCloud.from_cloud(card, stack, cloud, warn=warn,
-                                            workers=threads or os.cpu_count() or 1)
+                                            workers=threads)
         timer.add("features", t0)
         return prepared
     except Exception:

@@ -9,7 +9,6 @@ gather instead of a raster read, and RAM stays bounded whatever the cloud's size
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,7 +125,7 @@ def cloud_inputs(cloud: PointCloud, stack: RasterStack, k: int, r_max_m: float) 
     ``r_max_m`` metres)."""
     height = point_heights(cloud, stack)
     feats, names = scalar_features(cloud.velocity_mm_yr, cloud.coherence, cloud.series_mm,
-                                   cloud.dates, workers=os.cpu_count() or 1)
+                                   cloud.dates, workers=None)
     table = knn_table(cloud.x, cloud.y, k=k, r_max_m=r_max_m)
     return CloudInputs(cloud, stack, height, feats, names, table)
 
